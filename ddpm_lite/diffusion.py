@@ -1,0 +1,197 @@
+"""The forward process q and the model's reverse step p_theta, as pure functions of a schedule.
+
+Shapes: x0, xt, eps: (B, ...); t: an int or a (B,) long tensor, 0-based (see `schedules`).
+Variance choices for the reverse step: "beta_tilde" (sigma_t^2 = beta_tilde_t, the
+posterior's) or "beta" (sigma_t^2 = beta_t), Ho et al. 2020 sec. 3.2.
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from . import _validate as v
+from .gaussian import discretized_gaussian_log_likelihood, normal_kl
+from .schedules import NoiseSchedule, gather
+
+VARIANCES = ("beta_tilde", "beta")
+
+
+class Posterior(NamedTuple):
+    mean: Tensor
+    variance: Tensor
+    log_variance: Tensor
+
+
+def q_step(schedule: NoiseSchedule, x_prev: Tensor, t: int | Tensor, noise: Tensor) -> Tensor:
+    """One step of the Markov chain: x_t = sqrt(1 - beta_t) * x_prev + sqrt(beta_t) * noise.
+
+    At t = 0, x_prev is the data x0.
+    Book: eq. fwd-step
+    """
+    v.check_tensor("x_prev", x_prev)
+    v.check_like("noise", noise, "x_prev", x_prev)
+    t = v.timesteps(t, schedule.T, x_prev)
+    beta = gather(schedule.betas, t, x_prev)
+    return torch.sqrt(1 - beta) * x_prev + torch.sqrt(beta) * noise
+
+
+def q_sample(schedule: NoiseSchedule, x0: Tensor, t: int | Tensor, noise: Tensor) -> Tensor:
+    """The closed form: x_t = sqrt(alpha_bar_t) * x0 + sqrt(1 - alpha_bar_t) * noise.
+
+    Book: eq. fwd-marginal
+    """
+    v.check_tensor("x0", x0)
+    v.check_like("noise", noise, "x0", x0)
+    t = v.timesteps(t, schedule.T, x0)
+    alpha_bar = gather(schedule.alpha_bars, t, x0)
+    return torch.sqrt(alpha_bar) * x0 + torch.sqrt(1 - alpha_bar) * noise
+
+
+def q_posterior(schedule: NoiseSchedule, x0: Tensor, xt: Tensor, t: int | Tensor) -> Posterior:
+    """q(x_{t-1} | x_t, x0) = N(mu_tilde, beta_tilde).
+
+    mu_tilde = sqrt(alpha_bar_prev) * beta_t / (1 - alpha_bar_t) * x0
+             + sqrt(alpha_t) * (1 - alpha_bar_prev) / (1 - alpha_bar_t) * xt
+    beta_tilde = (1 - alpha_bar_prev) / (1 - alpha_bar_t) * beta_t
+    At t = 0 the posterior is a point mass at x0 (beta_tilde = 0); its log-variance is clipped.
+    Book: eq. posterior-mean, eq. posterior-variance
+    """
+    v.check_tensor("x0", x0)
+    v.check_like("xt", xt, "x0", x0)
+    t = v.timesteps(t, schedule.T, x0)
+    mean = gather(schedule.posterior_mean_coef1, t, x0) * x0 + gather(schedule.posterior_mean_coef2, t, x0) * xt
+    variance = gather(schedule.posterior_variance, t, x0).expand_as(x0)
+    log_variance = gather(schedule.posterior_log_variance_clipped, t, x0).expand_as(x0)
+    return Posterior(mean, variance, log_variance)
+
+
+def predict_x0_from_eps(schedule: NoiseSchedule, xt: Tensor, t: int | Tensor, eps: Tensor) -> Tensor:
+    """x0 = (x_t - sqrt(1 - alpha_bar_t) * eps) / sqrt(alpha_bar_t), eq. fwd-marginal solved for x0.
+
+    Book: eq. x0-from-eps
+    """
+    v.check_tensor("xt", xt)
+    v.check_like("eps", eps, "xt", xt)
+    t = v.timesteps(t, schedule.T, xt)
+    alpha_bar = gather(schedule.alpha_bars, t, xt)
+    return (xt - torch.sqrt(1 - alpha_bar) * eps) / torch.sqrt(alpha_bar)
+
+
+def predict_eps_from_x0(schedule: NoiseSchedule, xt: Tensor, t: int | Tensor, x0: Tensor) -> Tensor:
+    """eps = (x_t - sqrt(alpha_bar_t) * x0) / sqrt(1 - alpha_bar_t), eq. fwd-marginal solved for eps.
+
+    Book: eq. x0-from-eps
+    """
+    v.check_tensor("xt", xt)
+    v.check_like("x0", x0, "xt", xt)
+    t = v.timesteps(t, schedule.T, xt)
+    alpha_bar = gather(schedule.alpha_bars, t, xt)
+    return (xt - torch.sqrt(alpha_bar) * x0) / torch.sqrt(1 - alpha_bar)
+
+
+def p_mean_from_eps(schedule: NoiseSchedule, xt: Tensor, t: int | Tensor, eps: Tensor) -> Tensor:
+    """mu_theta = (x_t - beta_t / sqrt(1 - alpha_bar_t) * eps_theta) / sqrt(alpha_t).
+
+    This is mu_tilde(x_t, x0) with x0 replaced by predict_x0_from_eps(x_t, eps_theta).
+    Book: eq. mu-theta-eps
+    """
+    v.check_tensor("xt", xt)
+    v.check_like("eps", eps, "xt", xt)
+    t = v.timesteps(t, schedule.T, xt)
+    beta = gather(schedule.betas, t, xt)
+    alpha_bar = gather(schedule.alpha_bars, t, xt)
+    return (xt - beta / torch.sqrt(1 - alpha_bar) * eps) / torch.sqrt(1 - beta)
+
+
+def p_log_variance(schedule: NoiseSchedule, t: Tensor, x: Tensor, variance: str) -> Tensor:
+    """log sigma_t^2 of the reverse step, broadcast like x.
+
+    "beta_tilde": the clipped posterior log-variance (beta_tilde_0 = 0 is replaced by
+    beta_tilde_1, so the decoder at t = 0 has a positive width); "beta": log beta_t.
+    Book: eq. reverse-variance
+    """
+    v.choice("variance", variance, VARIANCES)
+    values = schedule.posterior_log_variance_clipped if variance == "beta_tilde" else torch.log(schedule.betas)
+    return gather(values, t, x).expand_as(x)
+
+
+def _sum_per_example(x: Tensor) -> Tensor:
+    return x.flatten(1).sum(dim=1)
+
+
+def vlb_prior_term(schedule: NoiseSchedule, x0: Tensor) -> Tensor:
+    """L_T = KL( q(x_T | x0) || N(0, I) ) per example, in nats, shape (B,).
+
+    It has no parameters; with a good schedule it is nearly zero.
+    Book: eq. vlb-decomposition
+    """
+    v.check_tensor("x0", x0)
+    alpha_bar_T = gather(schedule.alpha_bars, torch.full((x0.shape[0],), schedule.T - 1, device=x0.device), x0)
+    mean = torch.sqrt(alpha_bar_T) * x0
+    logvar = torch.log1p(-alpha_bar_T).expand_as(x0)
+    return _sum_per_example(normal_kl(mean, logvar, torch.zeros_like(x0), torch.zeros_like(x0)))
+
+
+def vlb_term(
+    schedule: NoiseSchedule, x0: Tensor, xt: Tensor, t: int | Tensor, eps_theta: Tensor, variance: str = "beta_tilde"
+) -> Tensor:
+    """The VLB term at step t per example, in nats, shape (B,).
+
+    t >= 1: L_{t-1} = KL( q(x_{t-1} | x_t, x0) || p_theta(x_{t-1} | x_t) ), summed over dimensions.
+    t == 0: L_0 = -log p_theta(x0 | x_1), the discretized Gaussian decoder (x0 must be on the pixel grid).
+    (Paper indices; in code index t the KL compares the laws of x_{t-1}, and t = 0 is the decoder.)
+    Book: eq. vlb-decomposition, eq. decoder-L0
+    """
+    v.check_tensor("x0", x0)
+    v.check_like("xt", xt, "x0", x0)
+    v.check_like("eps_theta", eps_theta, "x0", x0)
+    t = v.timesteps(t, schedule.T, x0)
+    v.choice("variance", variance, VARIANCES)
+    posterior = q_posterior(schedule, x0, xt, t)
+    mean = p_mean_from_eps(schedule, xt, t, eps_theta)
+    log_var = p_log_variance(schedule, t, x0, variance)
+    kl = _sum_per_example(normal_kl(posterior.mean, posterior.log_variance, mean, log_var))
+    decoder_nll = -_sum_per_example(discretized_gaussian_log_likelihood(x0.clamp(-1, 1), mean, 0.5 * log_var))
+    return torch.where(t == 0, decoder_nll, kl)
+
+
+def nats_to_bits_per_dim(nats: Tensor, num_dims: int) -> Tensor:
+    """Per-example nats -> bits per dimension: nats / (num_dims * ln 2)."""
+    return nats / (num_dims * math.log(2.0))
+
+
+def loss_simple(eps: Tensor, eps_theta: Tensor) -> Tensor:
+    """L_simple per example: the mean over dimensions of (eps - eps_theta)^2, shape (B,).
+
+    Book: eq. loss-simple
+    """
+    v.check_tensor("eps", eps)
+    v.check_like("eps_theta", eps_theta, "eps", eps)
+    return ((eps - eps_theta) ** 2).flatten(1).mean(dim=1)
+
+
+def vlb_weights(schedule: NoiseSchedule, variance: str = "beta_tilde") -> Tensor:
+    """lambda_t = beta_t^2 / (2 sigma_t^2 alpha_t (1 - alpha_bar_t)) for every t, float64 of shape (T,).
+
+    L_{t-1} = lambda_t * ||eps - eps_theta||^2 + (a constant in theta), for t >= 1.
+    At t = 0 the "beta_tilde" sigma^2 is the clipped beta_tilde_1 (see p_log_variance).
+    Book: eq. vlb-weight
+    """
+    v.choice("variance", variance, VARIANCES)
+    sigma2 = torch.exp(schedule.posterior_log_variance_clipped) if variance == "beta_tilde" else schedule.betas
+    return schedule.betas**2 / (2 * sigma2 * schedule.alphas * (1 - schedule.alpha_bars))
+
+
+def loss_weighted(schedule: NoiseSchedule, t: int | Tensor, eps: Tensor, eps_theta: Tensor, variance: str = "beta_tilde") -> Tensor:
+    """The VLB's eps-form per example: lambda_t * sum over dimensions of (eps - eps_theta)^2, shape (B,).
+
+    Book: eq. vlb-weight
+    """
+    v.check_tensor("eps", eps)
+    v.check_like("eps_theta", eps_theta, "eps", eps)
+    t = v.timesteps(t, schedule.T, eps)
+    weight = gather(vlb_weights(schedule, variance), t, eps).flatten()
+    return weight * _sum_per_example((eps - eps_theta) ** 2)

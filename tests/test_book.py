@@ -1,0 +1,78 @@
+"""Checks that tie the package to the book: cited labels exist, included code exists."""
+import ast
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
+PACKAGE = ROOT / "ddpm_lite"
+
+
+def book_texts():
+    """(path, markdown text) for every page: .md files and the markdown cells of notebooks."""
+    for path in sorted(BOOK.glob("*.md")):
+        yield path, path.read_text(encoding="utf-8")
+    for path in sorted(BOOK.glob("*.ipynb")):
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        yield path, "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+
+
+def book_labels():
+    labels = set()
+    for _, text in book_texts():
+        labels |= set(re.findall(r"^:label:\s*(\S+)", text, flags=re.M))
+        labels |= set(re.findall(r"^\((\S+)\)=\s*$", text, flags=re.M))
+    return labels
+
+
+def cited_labels():
+    """Every `eq. X` / `sec. X` named on a `Book:` line of a docstring or comment in ddpm_lite."""
+    cited = []
+    for path in sorted(PACKAGE.glob("*.py")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if "Book:" in line:
+                for label in re.findall(r"(?:eq|sec)\. ([\w-]+)", line.split("Book:", 1)[1]):
+                    cited.append((path.name, label))
+    return cited
+
+
+@pytest.mark.parametrize("module,label", cited_labels())
+def test_cited_book_label_exists(module, label):
+    assert label in book_labels(), f"{module} cites 'Book: {label}', which no page of book/ defines"
+
+
+def test_package_cites_some_labels():
+    assert len(cited_labels()) >= 15
+
+
+def literalincludes():
+    for path, text in book_texts():
+        for m in re.finditer(r"```\{literalinclude\}\s+(\S+)\n:pyobject:\s*(\S+)", text):
+            yield path.name, m.group(1), m.group(2)
+
+
+@pytest.mark.parametrize("page,target,pyobject", list(literalincludes()))
+def test_literalinclude_target_exists(page, target, pyobject):
+    source = (BOOK / target).resolve()
+    assert source.is_file(), f"{page} includes {target}, which does not exist"
+    tree = ast.parse(source.read_text(encoding="utf-8"))
+    names = {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    assert pyobject.split(".")[0] in names, f"{page} includes {pyobject} from {target}, which has no such object"
+
+
+@pytest.mark.parametrize("path", sorted(BOOK.glob("*.ipynb")), ids=lambda p: p.name)
+def test_notebook_is_stored_without_outputs(path):
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    for i, cell in enumerate(nb["cells"]):
+        if cell["cell_type"] == "code":
+            assert cell.get("outputs") == [] and cell.get("execution_count") is None, f"cell {i} has outputs"
+
+
+def test_every_chapter_is_in_the_toc_and_every_toc_entry_exists():
+    toc = (ROOT / "_toc.yml").read_text(encoding="utf-8")
+    entries = set(re.findall(r"(?:file|root):\s*(\S+)", toc))
+    pages = {f"book/{p.stem}" for p in BOOK.iterdir() if p.suffix in (".md", ".ipynb")}
+    assert entries == pages

@@ -1,0 +1,213 @@
+import math
+
+import pytest
+import torch
+
+from ddpm_lite.diffusion import q_posterior, q_sample
+from ddpm_lite.sampling import (
+    ddim_step,
+    ddim_timesteps,
+    ddim_trajectory,
+    ddpm_step,
+    ddpm_trajectory,
+    final_sample,
+)
+from ddpm_lite.schedules import NoiseSchedule, make_betas
+
+K_SE = 5.0  # Monte Carlo tolerance in standard errors: false failure rate 6e-7 per check
+DATA_MEAN, DATA_VAR = 0.6, 0.09  # 1-D Gaussian data, where the best eps_theta is known exactly
+
+
+@pytest.fixture(scope="module")
+def schedule():
+    return NoiseSchedule(make_betas("linear", 1000))
+
+
+def exact_eps_model(schedule):
+    """E[eps | x_t] for x0 ~ N(DATA_MEAN, DATA_VAR): the minimiser of L_simple."""
+
+    def eps_model(xt, t):
+        ab = schedule.alpha_bars.to(xt.dtype)[t].reshape(-1, *([1] * (xt.ndim - 1)))
+        return torch.sqrt(1 - ab) * (xt - torch.sqrt(ab) * DATA_MEAN) / (ab * DATA_VAR + 1 - ab)
+
+    return eps_model
+
+
+def linear_step_coefficients(schedule, t, t_prev, kind, variance="beta_tilde"):
+    """x_prev = a * x_t + b + sigma * z for the exact eps model, from the papers' formulas in float64."""
+    ab, beta = schedule.alpha_bars[t].item(), schedule.betas[t].item()
+    ab_prev = 1.0 if t_prev < 0 else schedule.alpha_bars[t_prev].item()
+    c, d = math.sqrt(1 - ab) / (ab * DATA_VAR + 1 - ab), math.sqrt(ab) * DATA_MEAN  # eps = c (x - d)
+    if kind == "ddpm":  # Ho et al. Algorithm 2
+        a = (1 - beta * c / math.sqrt(1 - ab)) / math.sqrt(1 - beta)
+        b = beta * c * d / (math.sqrt(1 - ab) * math.sqrt(1 - beta))
+        sigma2 = beta * (1 - ab_prev) / (1 - ab) if variance == "beta_tilde" else beta
+        return a, b, (sigma2 if t > 0 else 0.0)
+    # DDIM, eta = 0: x_prev = sqrt(ab_prev) (x - sqrt(1-ab) eps) / sqrt(ab) + sqrt(1 - ab_prev) eps
+    k = math.sqrt(1 - ab_prev) - math.sqrt(ab_prev) * math.sqrt(1 - ab) / math.sqrt(ab)
+    return math.sqrt(ab_prev / ab) + k * c, -k * c * d, 0.0
+
+
+def propagate_moments(schedule, steps, kind, variance="beta_tilde"):
+    mean, var = 0.0, 1.0
+    for t, t_prev in zip(steps, steps[1:] + [-1]):
+        a, b, s2 = linear_step_coefficients(schedule, t, t_prev, kind, variance)
+        mean, var = a * mean + b, a * a * var + s2
+    return mean, var
+
+
+def assert_sample_moments(x, mean, var):
+    n = x.numel()
+    assert abs(x.mean().item() - mean) < K_SE * math.sqrt(var / n)
+    assert abs(x.var().item() - var) < K_SE * var * math.sqrt(2 / (n - 1))
+
+
+@pytest.mark.parametrize("variance", ["beta_tilde", "beta"])
+def test_ddpm_sampler_moments_follow_the_float64_recursion(schedule, variance):
+    g = torch.Generator().manual_seed(0)
+    x = final_sample(ddpm_trajectory(exact_eps_model(schedule), schedule, (40_000, 1), g, variance, dtype=torch.float64))
+    mean, var = propagate_moments(schedule, list(range(999, -1, -1)), "ddpm", variance)
+    assert_sample_moments(x, mean, var)
+
+
+def test_ddpm_variance_choices_bracket_the_data_variance(schedule):
+    # sigma^2 = beta_tilde is optimal for a point mass, sigma^2 = beta for N(0, I) data (Ho et al.
+    # sec. 3.2); for data in between, the two samplers' final variances bracket the truth.
+    # Computed by the recursion, not sampled, so no Monte Carlo error enters.
+    steps = list(range(999, -1, -1))
+    mean_small, var_small = propagate_moments(schedule, steps, "ddpm", "beta_tilde")
+    mean_large, var_large = propagate_moments(schedule, steps, "ddpm", "beta")
+    assert var_small < DATA_VAR < var_large
+    assert mean_small == pytest.approx(DATA_MEAN, rel=1e-4) and mean_large == pytest.approx(DATA_MEAN, rel=1e-4)
+
+
+def test_ddim_sampler_moments_follow_the_float64_recursion(schedule):
+    g = torch.Generator().manual_seed(1)
+    x = final_sample(ddim_trajectory(exact_eps_model(schedule), schedule, (40_000, 1), g, num_steps=50, dtype=torch.float64))
+    mean, var = propagate_moments(schedule, ddim_timesteps(1000, 50), "ddim")
+    assert_sample_moments(x, mean, var)
+
+
+def test_ddim_variance_error_shrinks_with_more_steps(schedule):
+    # Coarse deterministic steps shrink the variance (0.075 at 50 steps vs 0.09); at 1000 steps
+    # DDIM follows the probability-flow ODE closely.
+    errors = [abs(propagate_moments(schedule, ddim_timesteps(1000, n), "ddim")[1] - DATA_VAR) for n in (10, 50, 250, 1000)]
+    assert errors == sorted(errors, reverse=True)
+    assert errors[-1] < 0.015 * DATA_VAR
+
+
+def test_ddpm_step_adds_no_noise_at_t0(schedule):
+    xt, eps = torch.randn(3, 4), torch.randn(3, 4)
+    a = ddpm_step(schedule, xt, 0, eps, torch.randn(3, 4)).x_prev
+    b = ddpm_step(schedule, xt, 0, eps, torch.randn(3, 4)).x_prev
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_ddpm_step_with_true_eps_is_posterior_mean_plus_scaled_noise(schedule):
+    g = torch.Generator().manual_seed(2)
+    x0, eps, z = (torch.randn(4, 5, generator=g, dtype=torch.float64) for _ in range(3))
+    t = torch.tensor([1, 10, 500, 999])
+    xt = q_sample(schedule, x0, t, eps)
+    post = q_posterior(schedule, x0, xt, t)
+    torch.testing.assert_close(ddpm_step(schedule, xt, t, eps, z).x_prev, post.mean + post.variance.sqrt() * z)
+
+
+def test_ddim_eta0_is_deterministic(schedule):
+    eps_model = exact_eps_model(schedule)
+    x_T = torch.randn(8, 1, generator=torch.Generator().manual_seed(3))
+    outs = []
+    for seed in (10, 11):  # different noise available; eta = 0 must not use it
+        xt = x_T
+        steps = ddim_timesteps(1000, 20)
+        for t, t_prev in zip(steps, steps[1:] + [-1]):
+            noise = torch.randn(8, 1, generator=torch.Generator().manual_seed(seed + t))
+            xt = ddim_step(schedule, xt, t, t_prev, eps_model(xt, torch.full((8,), t)), eta=0.0, noise=noise).x_prev
+        outs.append(xt)
+    torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=0)
+
+
+def test_ddim_eta1_on_consecutive_steps_is_the_ancestral_step(schedule):
+    g = torch.Generator().manual_seed(4)
+    xt, eps, z = (torch.randn(4, 3, generator=g, dtype=torch.float64) for _ in range(3))
+    for t in (1, 50, 999):
+        ddim = ddim_step(schedule, xt, t, t - 1, eps, eta=1.0, noise=z).x_prev
+        ddpm = ddpm_step(schedule, xt, t, eps, z, variance="beta_tilde").x_prev
+        torch.testing.assert_close(ddim, ddpm, rtol=1e-10, atol=1e-10)
+
+
+def test_ddim_step_to_minus_one_returns_x0_pred(schedule):
+    xt, eps = torch.randn(2, 3, dtype=torch.float64), torch.randn(2, 3, dtype=torch.float64)
+    out = ddim_step(schedule, xt, 19, -1, eps)
+    torch.testing.assert_close(out.x_prev, out.x0_pred)
+
+
+def test_ddim_timesteps_start_at_T_minus_one_and_decrease():
+    steps = ddim_timesteps(1000, 50)
+    assert len(steps) == 50 and steps[0] == 999 and steps[-1] >= 0
+    assert all(a > b for a, b in zip(steps, steps[1:]))
+    assert ddim_timesteps(10, 10) == list(range(9, -1, -1))
+
+
+def test_ddpm_trajectory_yields_every_state(schedule):
+    small = NoiseSchedule(make_betas("linear", 5))
+    states = list(ddpm_trajectory(lambda x, t: torch.zeros_like(x), small, (2, 3), torch.Generator().manual_seed(0)))
+    assert [s.t for s in states] == [4, 3, 2, 1, 0, -1]  # x_T is code index T-1
+    assert states[0].x0_pred is None and all(s.x0_pred is not None for s in states[1:])
+
+
+def test_samplers_leave_the_global_rng_alone(schedule):
+    small = NoiseSchedule(make_betas("linear", 5))
+    before = torch.random.get_rng_state()
+    final_sample(ddpm_trajectory(lambda x, t: torch.zeros_like(x), small, (2, 3), torch.Generator().manual_seed(0)))
+    final_sample(ddim_trajectory(lambda x, t: torch.zeros_like(x), small, (2, 3), torch.Generator().manual_seed(0), 3, eta=0.5))
+    assert torch.equal(before, torch.random.get_rng_state())
+
+
+def test_same_seed_gives_the_same_sample(schedule):
+    small = NoiseSchedule(make_betas("linear", 5))
+    run = lambda: final_sample(ddpm_trajectory(lambda x, t: 0.1 * x, small, (2, 3), torch.Generator().manual_seed(7)))
+    torch.testing.assert_close(run(), run(), rtol=0, atol=0)
+
+
+# --- bad input ---------------------------------------------------------------------------
+
+def test_ddim_with_eta_needs_noise(schedule):
+    with pytest.raises(ValueError, match="noise is required when eta > 0"):
+        ddim_step(schedule, torch.zeros(1, 2), 5, 4, torch.zeros(1, 2), eta=0.5)
+
+
+def test_ddim_t_prev_must_be_below_t(schedule):
+    with pytest.raises(ValueError, match="t_prev must be smaller than t"):
+        ddim_step(schedule, torch.zeros(1, 2), 5, 5, torch.zeros(1, 2))
+
+
+def test_ddim_t_prev_below_minus_one_is_rejected(schedule):
+    with pytest.raises(ValueError, match=r"t_prev must be in \[-1, 999\]"):
+        ddim_step(schedule, torch.zeros(1, 2), 5, -2, torch.zeros(1, 2))
+
+
+def test_negative_eta_is_rejected(schedule):
+    with pytest.raises(ValueError, match="eta must be >= 0"):
+        ddim_step(schedule, torch.zeros(1, 2), 5, 4, torch.zeros(1, 2), eta=-1.0)
+
+
+@pytest.mark.parametrize("num_steps", [0, 1001])
+def test_ddim_num_steps_out_of_range_is_rejected(num_steps):
+    with pytest.raises(ValueError, match=r"num_steps must be in \[1, 1000\]"):
+        ddim_timesteps(1000, num_steps)
+
+
+def test_ddpm_step_unknown_variance_is_rejected(schedule):
+    x = torch.zeros(1, 2)
+    with pytest.raises(ValueError, match="variance must be one of"):
+        ddpm_step(schedule, x, 3, x, x, variance="learned")
+
+
+def test_ddpm_step_noise_shape_mismatch_is_rejected(schedule):
+    with pytest.raises(ValueError, match=r"noise must have the shape of xt"):
+        ddpm_step(schedule, torch.zeros(2, 3), 3, torch.zeros(2, 3), torch.zeros(3, 3))
+
+
+def test_sampler_rejects_empty_shape(schedule):
+    with pytest.raises(ValueError, match="shape must be a non-empty sequence of positive ints"):
+        next(ddpm_trajectory(lambda x, t: x, schedule, (0, 3), torch.Generator()))
