@@ -1,0 +1,100 @@
+"""MNIST as tensors, and the book's pixel convention: x = 2 * p / 255 - 1 in [-1, 1].
+
+Where the data comes from, in order:
+1. a directory given as `root`, or by the environment variable DDPM_LITE_MNIST_DIR,
+   holding the four standard IDX files (gzip-compressed or raw);
+2. the small real-MNIST subset shipped inside this package (6,000 training and 2,000
+   test images, CC BY-SA 3.0), with a notice on stderr saying so.
+"""
+from __future__ import annotations
+
+import gzip
+import os
+import sys
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+ENV_VAR = "DDPM_LITE_MNIST_DIR"
+SPLITS = ("train", "test")
+FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+SUBSET_DIR = Path(__file__).with_name("mnist_subset")
+IMAGE_MAGIC, LABEL_MAGIC = 2051, 2049
+
+
+class MNIST(NamedTuple):
+    images: Tensor  # (N, 28, 28) uint8, pixel values 0..255
+    labels: Tensor  # (N,) int64, digits 0..9
+    source: str  # the directory the files were read from
+
+
+def to_model_range(pixels: Tensor) -> Tensor:
+    """uint8 pixels p in 0..255 -> float x = 2 p / 255 - 1 in [-1, 1], with a channel axis: (N, 1, H, W)."""
+    if pixels.dtype != torch.uint8:
+        raise TypeError(f"pixels must be uint8 (0..255), got dtype {pixels.dtype}")
+    x = pixels.to(torch.float32) * (2.0 / 255.0) - 1.0
+    return x.unsqueeze(1) if x.ndim == 3 else x
+
+
+def to_pixels(x: Tensor) -> Tensor:
+    """The inverse of to_model_range, rounding to the nearest level and clipping to [-1, 1]."""
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def _find_file(directory: Path, stem: str) -> Path | None:
+    for name in (stem + ".gz", stem):
+        if (directory / name).is_file():
+            return directory / name
+    return None
+
+
+def _read_idx(path: Path, magic: int) -> Tensor:
+    """Parse one IDX file (gzip or raw); raise ValueError naming the file if it is truncated or corrupt."""
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError, gzip.BadGzipFile) as err:
+        raise ValueError(f"{path}: not a readable gzip file ({err}); delete it and fetch it again") from err
+    if len(raw) < 8 or int.from_bytes(raw[:4], "big") != magic:
+        found = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else None
+        raise ValueError(f"{path}: bad IDX header (magic {found}, expected {magic})")
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    offset = 4 + 4 * ndim
+    expected = offset + int(torch.tensor(dims).prod())
+    if len(raw) != expected:
+        raise ValueError(f"{path}: truncated or corrupt, {len(raw)} bytes where the header promises {expected}")
+    return torch.frombuffer(bytearray(raw[offset:]), dtype=torch.uint8).reshape(dims)
+
+
+def read_mnist_dir(directory: str | os.PathLike, split: str) -> MNIST:
+    """Read one split from a directory of standard IDX files."""
+    directory = Path(directory)
+    image_stem, label_stem = FILES[split]
+    paths = [_find_file(directory, image_stem), _find_file(directory, label_stem)]
+    if None in paths:
+        raise FileNotFoundError(f"{directory} lacks {image_stem}[.gz] or {label_stem}[.gz]")
+    images = _read_idx(paths[0], IMAGE_MAGIC)
+    labels = _read_idx(paths[1], LABEL_MAGIC).long()
+    if images.ndim != 3 or images.shape[0] != labels.shape[0]:
+        raise ValueError(f"{directory}: {images.shape[0]} images but {labels.shape[0]} labels")
+    return MNIST(images, labels, str(directory))
+
+
+def load_mnist(split: str = "train", root: str | os.PathLike | None = None) -> MNIST:
+    """MNIST `split` ("train" or "test") from `root`, $DDPM_LITE_MNIST_DIR, or the shipped subset."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    given = root if root is not None else os.environ.get(ENV_VAR)
+    if given is not None:
+        return read_mnist_dir(given, split)
+    print(
+        f"ddpm_lite: no MNIST directory given (argument root or ${ENV_VAR}); using the shipped "
+        "subset of real MNIST (6,000 train / 2,000 test images; LeCun, Cortes & Burges, CC BY-SA 3.0).",
+        file=sys.stderr,
+    )
+    return read_mnist_dir(SUBSET_DIR, split)

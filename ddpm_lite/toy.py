@@ -1,0 +1,124 @@
+"""Toy data whose diffusion is known exactly: Gaussian mixtures (1-D or d-D, isotropic
+components) and two moons.
+
+Noising a mixture keeps it a mixture: component k of q(x_t) has mean sqrt(alpha_bar) m_k and
+variance alpha_bar s_k^2 + 1 - alpha_bar. So q(x_t), its score and the optimal
+eps_theta(x_t, t) = E[eps | x_t] = -sqrt(1 - alpha_bar) * grad log q(x_t) are exact, and
+samplers and losses can be checked without training a network.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class GaussianMixture:
+    """sum_k weights[k] N(means[k], stds[k]^2 I). weights: (K,), means: (K, d), stds: (K,)."""
+
+    weights: Tensor
+    means: Tensor
+    stds: Tensor
+
+    def __post_init__(self) -> None:
+        K = self.weights.shape[0]
+        if self.weights.ndim != 1 or self.means.shape[0] != K or self.stds.shape != (K,) or self.means.ndim != 2:
+            raise ValueError("weights must be (K,), means (K, d) and stds (K,)")
+        if not bool((self.weights > 0).all()) or abs(self.weights.sum().item() - 1) > 1e-6:
+            raise ValueError("weights must be positive and sum to 1")
+        if not bool((self.stds > 0).all()):
+            raise ValueError("stds must be positive")
+
+    @property
+    def dim(self) -> int:
+        return self.means.shape[1]
+
+    def sample(self, n: int, generator: torch.Generator) -> Tensor:
+        """n samples, shape (n, d)."""
+        k = torch.multinomial(self.weights, n, replacement=True, generator=generator)
+        z = torch.randn(n, self.dim, generator=generator, dtype=self.means.dtype)
+        return self.means[k] + self.stds[k, None] * z
+
+    def component_log_probs(self, x: Tensor) -> Tensor:
+        """log(w_k N(x; m_k, s_k^2 I)) for every component, shape (n, K)."""
+        d = self.dim
+        sq = ((x[:, None, :] - self.means[None]) ** 2).sum(-1)
+        var = self.stds**2
+        return torch.log(self.weights) - 0.5 * sq / var - 0.5 * d * torch.log(2 * math.pi * var)
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        """log density at x: (n, d) -> (n,)."""
+        return torch.logsumexp(self.component_log_probs(x), dim=1)
+
+    def score(self, x: Tensor) -> Tensor:
+        """grad_x log p(x), shape (n, d): the responsibility-weighted pull towards each mean."""
+        resp = torch.softmax(self.component_log_probs(x), dim=1)
+        pulls = (self.means[None] - x[:, None, :]) / (self.stds**2)[None, :, None]
+        return (resp[..., None] * pulls).sum(1)
+
+    def noised(self, alpha_bar: float) -> "GaussianMixture":
+        """The law of sqrt(alpha_bar) x0 + sqrt(1 - alpha_bar) eps for x0 from this mixture.
+
+        Book: eq. fwd-marginal
+        """
+        return GaussianMixture(
+            self.weights, math.sqrt(alpha_bar) * self.means, torch.sqrt(alpha_bar * self.stds**2 + 1 - alpha_bar)
+        )
+
+
+def gaussian_mixture_1d(weights, means, stds, dtype=torch.float64) -> GaussianMixture:
+    """A 1-D mixture from plain lists: gaussian_mixture_1d([.3, .7], [-2, 1], [.5, .3])."""
+    t = lambda v: torch.as_tensor(v, dtype=dtype)
+    return GaussianMixture(t(weights), t(means).reshape(-1, 1), t(stds))
+
+
+def exact_eps_model(mixture: GaussianMixture, alpha_bars: Tensor):
+    """eps_theta(x_t, t) = E[eps | x_t] = -sqrt(1 - alpha_bar_t) * score of q(x_t), exactly.
+
+    The minimiser of L_simple for this data: no network, no training.
+    Book: eq. loss-simple
+    """
+
+    def eps_model(xt: Tensor, t: Tensor) -> Tensor:
+        out = torch.empty_like(xt)
+        for step in t.unique().tolist():
+            rows = t == step
+            ab = alpha_bars[step].item()
+            out[rows] = -math.sqrt(1 - ab) * mixture.noised(ab).score(xt[rows].to(mixture.means.dtype)).to(xt.dtype)
+        return out
+
+    return eps_model
+
+
+def two_moons(n: int, generator: torch.Generator, noise: float = 0.08) -> Tensor:
+    """n points on two interleaved half circles, scaled to roughly [-1, 1]^2, shape (n, 2)."""
+    upper = torch.rand(n, generator=generator) < 0.5
+    angle = math.pi * torch.rand(n, generator=generator)
+    x = torch.where(upper, torch.cos(angle), 1 - torch.cos(angle))
+    y = torch.where(upper, torch.sin(angle), 0.5 - torch.sin(angle))
+    points = torch.stack([x - 0.5, y - 0.25], dim=1) / 1.1
+    return points + noise * torch.randn(n, 2, generator=generator)
+
+
+class ToyEpsMLP(torch.nn.Module):
+    """eps_theta for low-dimensional toy data: an MLP on [x_t, sinusoidal embedding of t]."""
+
+    def __init__(self, dim: int = 2, hidden: int = 128, time_features: int = 32, T: int = 1000):
+        super().__init__()
+        self.T = T
+        frequencies = torch.exp(-math.log(1000.0) * torch.arange(time_features // 2) / (time_features // 2))
+        self.register_buffer("frequencies", frequencies)
+        self.net = torch.nn.Sequential(
+            torch.nn.Linear(dim + time_features, hidden), torch.nn.SiLU(),
+            torch.nn.Linear(hidden, hidden), torch.nn.SiLU(),
+            torch.nn.Linear(hidden, hidden), torch.nn.SiLU(),
+            torch.nn.Linear(hidden, dim),
+        )
+
+    def forward(self, xt: Tensor, t: Tensor) -> Tensor:
+        # t / T in [0, 1) times frequencies from 1 to 1/1000 of 1000: resolves single steps near t = 0
+        angles = (t.to(xt.dtype) / self.T * 1000.0)[:, None] * self.frequencies[None].to(xt.dtype)
+        return self.net(torch.cat([xt, torch.sin(angles), torch.cos(angles)], dim=1))

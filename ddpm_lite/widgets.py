@@ -1,0 +1,157 @@
+"""Display only: scrubbable figures that work live in Jupyter and on the static site.
+
+A scrubber is a slider `jslink`ed to a `Stack` of pre-rendered PNG `Image`s. The link runs
+in the browser, so the saved notebook (and the HTML built from it) still scrubs with no
+kernel. Controls that need Python (recomputing frames) are labelled as such.
+"""
+from __future__ import annotations
+
+import io
+import math
+from typing import Callable, Sequence
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from torch import Tensor
+
+from .diffusion import q_sample
+from .schedules import NoiseSchedule, make_betas
+
+
+def figure_png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=fig.dpi)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def frame_stack(frames: Sequence[bytes], width: str = "100%") -> widgets.Stack:
+    return widgets.Stack([widgets.Image(value=f, format="png", layout=widgets.Layout(width=width)) for f in frames], selected_index=0)
+
+
+def scrubber(
+    frames: Sequence[Sequence[bytes]], slider_values: Sequence, slider_label: str,
+    choice_labels: Sequence[str] | None = None, choice_label: str = "",
+) -> widgets.VBox:
+    """A slider over `slider_values` (and a dropdown over `choice_labels`) showing frames[choice][i].
+
+    Both controls drive the images through jslink: no kernel is needed to scrub.
+    """
+    slider = widgets.SelectionSlider(options=list(slider_values), value=slider_values[0], description=slider_label,
+                                     continuous_update=True, layout=widgets.Layout(width="95%"))
+    inner = [frame_stack(f) for f in frames]
+    links = [widgets.jslink((slider, "index"), (stack, "selected_index")) for stack in inner]
+    controls: list = [slider]
+    if choice_labels is not None:
+        dropdown = widgets.Dropdown(options=list(choice_labels), value=choice_labels[0], description=choice_label)
+        outer = widgets.Stack(inner, selected_index=0)
+        links.append(widgets.jslink((dropdown, "index"), (outer, "selected_index")))
+        controls = [dropdown, slider]
+        body = outer
+    else:
+        body = inner[0]
+    box = widgets.VBox([*controls, body])
+    # Handles for live updates and tests: the controls, the frame stacks and the browser-side links.
+    box.slider, box.stacks, box.links = slider, inner, links
+    return box
+
+
+def render_forward_frames(x0: Tensor, schedule: NoiseSchedule, steps: Sequence[int], noise: Tensor, title: str) -> list[bytes]:
+    """One PNG per code index in `steps`: x_t of the first digit, alpha_bar and log SNR with a
+    marker at t, and the histogram of all pixels of x_t against N(0, 1).
+
+    x0, noise: (B, 1, H, W) in [-1, 1]. The figure is built once and its artists updated.
+    """
+    fig, axes = plt.subplots(1, 3, figsize=(9.0, 2.6), dpi=72, gridspec_kw={"width_ratios": [1, 1.6, 1.6]})
+    image = axes[0].imshow(x0[0, 0].numpy(), cmap="gray", vmin=-2.5, vmax=2.5)
+    axes[0].set(xticks=[], yticks=[])
+    axes[0].grid(False)
+    t_axis = np.arange(1, schedule.T + 1)
+    ax = axes[1]
+    ax.plot(t_axis, schedule.alpha_bars.numpy(), label=r"$\bar\alpha_t$")
+    ax.set(xlabel="t", ylabel=r"$\bar\alpha_t$", ylim=(-0.05, 1.05))
+    snr_ax = ax.twinx()
+    snr_ax.plot(t_axis, np.log10(schedule.snr.numpy()), color="#FF800E", linestyle="--", label=r"$\log_{10}$ SNR")
+    snr_ax.set_ylabel(r"$\log_{10}$ SNR", color="#FF800E")
+    snr_ax.grid(False)
+    vline = ax.axvline(1, color="black", linewidth=1)
+    (marker,) = ax.plot([1], [1.0], "o", color="black")
+    ax.legend(handles=ax.lines[:1] + snr_ax.lines[:1], fontsize=7, loc="center right")
+    ax = axes[2]
+    grid = np.linspace(-4, 4, 200)
+    edges = np.linspace(-4, 4, 61)
+    bars = ax.bar(edges[:-1], np.zeros(60), width=np.diff(edges), align="edge", color="#5F9ED1")
+    ax.plot(grid, np.exp(-grid**2 / 2) / math.sqrt(2 * math.pi), color="black", label=r"$\mathcal{N}(0,1)$")
+    ax.set(xlabel="pixel value of $x_t$", ylim=(0, 1.6), title="pixels of $x_t$ vs N(0, 1)")
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    frames = []
+    for t in steps:
+        xt = q_sample(schedule, x0, t, noise)
+        image.set_data(xt[0, 0].numpy())
+        axes[0].set_title(f"$x_t$, t = {t + 1}")
+        alpha_bar = schedule.alpha_bars[t].item()
+        vline.set_xdata([t + 1, t + 1])
+        marker.set_data([t + 1], [alpha_bar])
+        axes[1].set_title(f"{title}: " + r"$\bar\alpha_t$ = " + f"{alpha_bar:.3f}")
+        density, _ = np.histogram(xt.flatten().numpy(), bins=edges, density=True)
+        for bar, height in zip(bars, density):
+            bar.set_height(height)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=fig.dpi)
+        frames.append(buf.getvalue())
+    plt.close(fig)
+    return frames
+
+
+def frame_steps(T: int, n_frames: int) -> list[int]:
+    """n_frames code indices from 0 to T-1, evenly spaced (fewer if T is small)."""
+    return sorted({round(i * (T - 1) / (n_frames - 1)) for i in range(n_frames)}) if n_frames > 1 else [0]
+
+
+def forward_process_explorer(
+    x0: Tensor, generator: torch.Generator, T: int = 1000, n_frames: int = 21,
+    kinds: Sequence[str] = ("linear", "cosine", "quadratic", "sigmoid"),
+) -> widgets.VBox:
+    """Scrub t and switch the schedule (in the browser); set beta_start, beta_end and T (needs a kernel).
+
+    x0: (B, 1, H, W) digits in [-1, 1]. One noise draw is reused for every frame, so
+    scrubbing shows the same digit drowning.
+    """
+    noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
+
+    def all_frames(T: int, beta_start: float, beta_end: float):
+        steps = frame_steps(T, n_frames)
+        frames = []
+        for kind in kinds:
+            params = {} if kind == "cosine" else {"beta_start": beta_start, "beta_end": beta_end}
+            schedule = NoiseSchedule(make_betas(kind, T, **params)).to(dtype=x0.dtype)
+            frames.append(render_forward_frames(x0, schedule, steps, noise, kind))
+        return steps, frames
+
+    steps, frames = all_frames(T, 1e-4, 0.02)
+    box = scrubber(frames, [s + 1 for s in steps], "t", kinds, "schedule")
+    style = {"description_width": "initial"}
+    beta_start = widgets.FloatLogSlider(value=1e-4, base=10, min=-6, max=-2, description="β_start", style=style)
+    beta_end = widgets.FloatLogSlider(value=0.02, base=10, min=-3, max=-0.3, description="β_end", style=style)
+    steps_T = widgets.IntSlider(value=T, min=10, max=2000, step=10, description="T", style=style)
+    apply = widgets.Button(description="Recompute frames")
+    status = widgets.Label("β_start, β_end and T need a running kernel (the schedule and t work anywhere).")
+
+    def recompute(_=None) -> None:
+        try:
+            new_steps, new_frames = all_frames(steps_T.value, beta_start.value, beta_end.value)
+        except ValueError as err:  # e.g. beta_start > beta_end
+            status.value = f"Not recomputed: {err}"
+            return
+        for stack, kind_frames in zip(box.stacks, new_frames):
+            for image, frame in zip(stack.children, kind_frames):
+                image.value = frame
+        box.slider.options = [s + 1 for s in new_steps]
+        status.value = f"Frames recomputed for T = {steps_T.value}, β from {beta_start.value:.2g} to {beta_end.value:.2g} (cosine ignores β)."
+
+    apply.on_click(recompute)
+    live = widgets.HBox([beta_start, beta_end, steps_T, apply])
+    return widgets.VBox([box, live, status])

@@ -1,0 +1,48 @@
+import pytest
+import torch
+
+from ddpm_lite.data import to_model_range
+from ddpm_lite.widgets import forward_process_explorer, frame_steps, scrubber
+
+PNG_MAGIC = b"\x89PNG"
+
+
+def links_between(box, source, target):
+    return [link for link in box.links if link.source == (source, "index") and link.target == (target, "selected_index")]
+
+
+def test_scrubber_links_the_slider_to_every_stack_in_the_browser():
+    frames = [[b"a", b"b", b"c"], [b"d", b"e", b"f"]]
+    box = scrubber([[PNG_MAGIC + f for f in row] for row in frames], [1, 2, 3], "t", ["x", "y"], "kind")
+    dropdown, slider, outer = box.children
+    assert all(len(links_between(box, slider, stack)) == 1 for stack in box.stacks)
+    assert len(links_between(box, dropdown, outer)) == 1
+    assert [len(s.children) for s in box.stacks] == [3, 3]
+
+
+@pytest.fixture(scope="module")
+def explorer():
+    digits = to_model_range(torch.randint(0, 256, (4, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)))
+    return forward_process_explorer(digits, torch.Generator().manual_seed(1), T=50, n_frames=3)
+
+
+def test_explorer_frames_are_distinct_pngs(explorer):
+    box = explorer.children[0]
+    assert len(box.stacks) == 4  # one per schedule kind
+    for stack in box.stacks:
+        values = [bytes(image.value) for image in stack.children]
+        assert all(v.startswith(PNG_MAGIC) for v in values) and len(set(values)) == len(values)
+    assert list(box.slider.options) == [1, 25, 50]
+
+
+def test_explorer_reports_bad_live_settings_instead_of_raising(explorer):
+    _, live, status = explorer.children
+    beta_start, beta_end, _, apply = live.children
+    beta_start.value, beta_end.value = 0.009, 0.002
+    apply.click()
+    assert status.value.startswith("Not recomputed: beta_start must be <= beta_end")
+
+
+def test_frame_steps_cover_both_ends():
+    assert frame_steps(1000, 21)[0] == 0 and frame_steps(1000, 21)[-1] == 999
+    assert frame_steps(5, 21) == [0, 1, 2, 3, 4]
