@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+ASSETS := .cache/site-assets
+# Browser tests: "required" fails when Chromium or the CDN files are missing; "optional" skips.
+SITE_TESTS ?= optional
 
-.PHONY: book test clean
+.PHONY: book test site-assets chromium clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10) and "Python >= 3.10 is needed" or 0)'
@@ -14,14 +17,33 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $@
 
-## Build the whole book, executing every chapter (cached in _build/.jupyter_cache).
+## Build the whole book, executing every chapter (cached in _build/.jupyter_cache;
+## a change to ddpm_lite re-executes the chapters that import it).
 book: $(STAMP)
+	$(PY) tools/book_cache.py _build/.jupyter_cache
 	$(VENV)/bin/jupyter-book build . --warningiserror --nitpick --keep-going
 	@echo "The book is at: file://$(CURDIR)/_build/html/index.html"
 
-## Unit tests, then every chapter executed under nbval.
-test: $(STAMP)
-	$(PY) -m pytest
+## Unit tests, every chapter under nbval, then the built site in headless Chromium.
+test: $(STAMP) book site-assets chromium
+	DDPM_BOOK_SITE_TESTS=$(SITE_TESTS) $(PY) -m pytest
+
+## The files the site loads from CDNs, for the offline browser tests (npm registry).
+site-assets: $(ASSETS)/.done
+$(ASSETS)/.done:
+	@if command -v npm >/dev/null; then \
+	  mkdir -p $(ASSETS) && cd $(ASSETS) && \
+	  npm pack --silent @jupyter-widgets/html-manager@1.0.6 requirejs@2.3.4 mathjax@3.2.2 >/dev/null && \
+	  for pair in html-manager:jupyter-widgets-html-manager-1.0.6 requirejs:requirejs-2.3.4 mathjax:mathjax-3.2.2; do \
+	    rm -rf $${pair%%:*} && mkdir $${pair%%:*} && tar xzf $${pair#*:}.tgz -C $${pair%%:*} && rm $${pair#*:}.tgz; \
+	  done && touch .done; \
+	else echo "npm not found: the browser tests will be skipped"; fi
+
+## Debian's Chromium for the browser tests, installed when we may (root with apt-get).
+chromium:
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	elif [ ! -x /usr/bin/chromium ]; then echo "no /usr/bin/chromium (apt-get install chromium): the browser tests will be skipped"; fi
 
 clean:
 	rm -rf _build .pytest_cache

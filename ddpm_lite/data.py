@@ -4,13 +4,12 @@ Where the data comes from, in order:
 1. a directory given as `root`, or by the environment variable DDPM_LITE_MNIST_DIR,
    holding the four standard IDX files (gzip-compressed or raw);
 2. the small real-MNIST subset shipped inside this package (6,000 training and 2,000
-   test images, CC BY-SA 3.0), with a notice on stderr saying so.
+   test images, CC BY-SA 3.0), with a notice saying so (on stdout: it informs, it is no error).
 """
 from __future__ import annotations
 
 import gzip
 import os
-import sys
 from pathlib import Path
 from typing import NamedTuple
 
@@ -95,6 +94,5 @@ def load_mnist(split: str = "train", root: str | os.PathLike | None = None) -> M
     print(
         f"ddpm_lite: no MNIST directory given (argument root or ${ENV_VAR}); using the shipped "
         "subset of real MNIST (6,000 train / 2,000 test images; LeCun, Cortes & Burges, CC BY-SA 3.0).",
-        file=sys.stderr,
     )
     return read_mnist_dir(SUBSET_DIR, split)

@@ -76,3 +76,30 @@ def test_every_chapter_is_in_the_toc_and_every_toc_entry_exists():
     entries = set(re.findall(r"(?:file|root):\s*(\S+)", toc))
     pages = {f"book/{p.stem}" for p in BOOK.iterdir() if p.suffix in (".md", ".ipynb")}
     assert entries == pages
+
+
+CHAPTER_NOTEBOOKS = sorted(BOOK.glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", CHAPTER_NOTEBOOKS, ids=lambda p: p.name)
+def test_chapter_says_how_to_run_it(path):
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    markdown = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    assert ":::{admonition} Run this chapter" in markdown and "**CPU:**" in markdown and "**GPU:**" in markdown
+    assert ":::{admonition} Audience & objectives" in markdown
+
+
+@pytest.mark.parametrize("path", CHAPTER_NOTEBOOKS, ids=lambda p: p.name)
+def test_chapter_installs_ddpm_lite_in_colab_in_a_hidden_first_cell(path):
+    first = json.loads(path.read_text(encoding="utf-8"))["cells"][0]
+    assert first["cell_type"] == "code" and "remove-cell" in first["metadata"].get("tags", [])
+    assert "pip" in "".join(first["source"]) and "ddpm_lite" in "".join(first["source"])
+
+
+@pytest.mark.parametrize("path", CHAPTER_NOTEBOOKS, ids=lambda p: p.name)
+def test_every_figure_cell_has_alt_text(path):
+    for i, cell in enumerate(json.loads(path.read_text(encoding="utf-8"))["cells"]):
+        source = "".join(cell["source"])
+        if cell["cell_type"] == "code" and "plt.show()" in source:
+            alt = cell["metadata"].get("mystnb", {}).get("image", {}).get("alt", "")
+            assert len(alt) > 20, f"{path.name} cell {i}: a figure without alt text"

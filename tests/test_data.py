@@ -28,7 +28,7 @@ def test_shipped_subset_sizes_and_licence_notice(monkeypatch, capsys):
     monkeypatch.delenv(ENV_VAR, raising=False)
     train, test = load_mnist("train"), load_mnist("test")
     assert train.images.shape == (6000, 28, 28) and test.images.shape == (2000, 28, 28)
-    assert "shipped subset of real MNIST" in capsys.readouterr().err
+    assert "shipped subset of real MNIST" in capsys.readouterr().out
     size = sum(p.stat().st_size for p in SUBSET_DIR.iterdir())
     assert size <= 2_000_000
 

@@ -1,0 +1,285 @@
+"""The built site in a real headless browser (Debian's Chromium driven by Playwright).
+
+Needs a built site (`make book`), /usr/bin/chromium, the Python package playwright, and the
+files the pages fetch from CDNs, installed locally by `make site-assets` (npm pack). The
+machine has no internet, so every CDN request is answered from those local files, and the
+pages' SRI `integrity` attributes, which a local copy cannot match, are removed in flight.
+
+`make test` sets DDPM_BOOK_SITE_TESTS=required, so a missing prerequisite fails there;
+a bare `pytest` skips these tests with the reason instead.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import threading
+from html.parser import HTMLParser
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urljoin, urlparse
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SITE = ROOT / "_build" / "html"
+ASSETS = Path(os.environ.get("DDPM_BOOK_SITE_ASSETS", ROOT / ".cache" / "site-assets"))
+CHROMIUM = os.environ.get("DDPM_BOOK_CHROMIUM", "/usr/bin/chromium")
+REQUIRED = os.environ.get("DDPM_BOOK_SITE_TESTS") == "required"
+
+# CDN URL prefix -> local directory (filled by `make site-assets`).
+CDN = {
+    "https://cdnjs.cloudflare.com/ajax/libs/require.js/2.3.4/": ASSETS / "requirejs" / "package",
+    "https://cdn.jsdelivr.net/npm/@jupyter-widgets/html-manager@1.0.6/dist/": ASSETS / "html-manager" / "package" / "dist",
+    "https://cdn.jsdelivr.net/npm/mathjax@3/es5/": ASSETS / "mathjax" / "package" / "es5",
+}
+CDN_RENAMES = {"require.min.js": "require.js"}  # npm's requirejs ships the unminified file
+# The widget manager asks for its icon fonts relative to the page (readers online get 404s too).
+WIDGET_FONTS = re.compile(r"/@jupyter-widgets/html-manager/dist/([\w.]+\.(?:woff2?|ttf|eot|svg))$")
+ALLOWED_PAGE_ERRORS = {"Identifier 'THEBE_JS_URL' has already been declared"}  # benign, every JB1 page
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync"]
+
+
+def missing_prerequisites() -> list[str]:
+    missing = []
+    if not (SITE / "index.html").is_file():
+        missing.append(f"no built site at {SITE} (run `make book`)")
+    if not Path(CHROMIUM).is_file():
+        missing.append(f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium)")
+    if not all(path.is_dir() for path in CDN.values()):
+        missing.append(f"no CDN files under {ASSETS} (run `make site-assets`)")
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        missing.append("the Python package playwright is not installed")
+    return missing
+
+
+if missing_prerequisites():
+    reason = "; ".join(missing_prerequisites())
+    if REQUIRED:
+        raise RuntimeError(f"browser tests required but cannot run: {reason}")
+    pytest.skip(reason, allow_module_level=True)
+
+from playwright.sync_api import Page, sync_playwright  # noqa: E402
+
+CHAPTERS = sorted(p.relative_to(SITE).as_posix() for p in (SITE / "book").glob("*.html"))
+WIDGET_PAGES = ["book/forward_process.html"]
+FIGURE_PAGE = "book/gaussian_toolkit.html"
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def base_url():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(SITE)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        yield browser
+        browser.close()
+
+
+class Visit:
+    """A page opened with CDN requests answered locally; records errors and unserved requests."""
+
+    def __init__(self, browser, base_url: str, path: str, color_scheme: str = "light"):
+        self.base_url = base_url
+        self.page_errors: list[str] = []
+        self.unserved: list[str] = []
+        self.failed: list[str] = []
+        self.context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme=color_scheme)
+        self.page: Page = self.context.new_page()
+        self.page.route("**/*", self._route)
+        self.page.on("pageerror", lambda error: self.page_errors.append(str(error)))
+        self.page.on("response", lambda r: self.failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+        self.page.goto(f"{base_url}/{path}", wait_until="networkidle")
+        # MathJax typesets asynchronously; wait for its first pass when the page loads it.
+        self.page.wait_for_function("() => !window.MathJax || !window.MathJax.startup || window.MathJax.startup.promise", timeout=20_000)
+        self.page.evaluate("() => window.MathJax && window.MathJax.startup ? window.MathJax.startup.promise : null")
+
+    def _route(self, route) -> None:
+        url = route.request.url
+        if url.startswith(self.base_url):
+            fonts = WIDGET_FONTS.search(urlparse(url).path)
+            if fonts:
+                return route.fulfill(path=str(CDN["https://cdn.jsdelivr.net/npm/@jupyter-widgets/html-manager@1.0.6/dist/"] / fonts.group(1)))
+            if route.request.resource_type == "document":
+                response = route.fetch()
+                body = re.sub(r'\s(?:integrity|crossorigin)="[^"]*"', "", response.text())
+                return route.fulfill(response=response, body=body)
+            return route.continue_()
+        for prefix, directory in CDN.items():
+            if url.startswith(prefix):
+                name = url[len(prefix):].split("?")[0]
+                local = directory / CDN_RENAMES.get(name, name)
+                if local.is_file():
+                    content_type = "application/javascript" if local.suffix == ".js" else None
+                    return route.fulfill(path=str(local), content_type=content_type)
+        self.unserved.append(url)
+        return route.abort()
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def visit(browser, base_url):
+    opened = []
+
+    def open_page(path: str, **kwargs) -> Visit:
+        opened.append(Visit(browser, base_url, path, **kwargs))
+        return opened[-1]
+
+    yield open_page
+    for v in opened:
+        v.close()
+
+
+@pytest.mark.parametrize("path", ["index.html", *CHAPTERS])
+def test_page_loads_without_errors(visit, path):
+    v = visit(path)
+    unexpected = [e for e in v.page_errors if e not in ALLOWED_PAGE_ERRORS]
+    assert not unexpected, f"JavaScript errors: {unexpected}"
+    assert not v.failed, f"failed requests: {v.failed}"
+    assert not v.unserved, f"requests to outside the machine: {v.unserved}"
+    assert v.page.locator("mjx-merror").count() == 0, "MathJax reported a formula error"
+    assert v.page.locator(".output.traceback, .output.error, .output.stderr").count() == 0, "a cell shows an error or stderr output"
+    assert "Traceback (most recent call last)" not in v.page.content()
+    broken = v.page.evaluate("() => Array.from(document.images).filter(i => i.complete && i.naturalWidth === 0).map(i => i.src)")
+    assert not broken, f"images that failed to load: {broken}"
+
+
+@pytest.mark.parametrize("path", [c for c in CHAPTERS if c not in ("book/glossary.html", "book/bibliography.html", "book/preface.html")])
+def test_chapter_math_is_typeset(visit, path):
+    v = visit(path)
+    assert v.page.locator("mjx-container").count() > 0, "no formula was typeset: MathJax did not run"
+
+
+def visible_image(page: Page) -> bytes:
+    """The PNG currently shown by the widget (the Stack shows one Image at a time)."""
+    return page.locator(".widget-image").filter(visible=True).first.screenshot()
+
+
+@pytest.mark.parametrize("path", WIDGET_PAGES)
+def test_widget_scrubs_without_a_kernel(visit, path):
+    v = visit(path)
+    page = v.page
+    handle = page.locator(".widget-slider .noUi-handle").first
+    handle.wait_for(state="visible", timeout=20_000)
+    before = visible_image(page)
+    handle.focus()
+    page.keyboard.press("End")  # to the last frame, t = T
+    page.wait_for_timeout(300)
+    after_slider = visible_image(page)
+    assert after_slider != before, "moving the t slider did not change the image"
+    page.locator(".widget-dropdown select").first.select_option(index=1)  # another schedule
+    page.wait_for_timeout(300)
+    handle.focus()
+    page.keyboard.press("Home")
+    page.wait_for_timeout(300)
+    assert visible_image(page) != before, "switching the schedule did not change the image"
+
+
+class LinkCollector(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.hrefs: list[str] = []
+        self.srcs: list[str] = []
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if "id" in attrs:
+            self.ids.add(attrs["id"])
+        if tag == "a" and attrs.get("href"):
+            self.hrefs.append(attrs["href"])
+        if tag in ("img", "script") and attrs.get("src"):
+            self.srcs.append(attrs["src"])
+
+
+@functools.lru_cache(maxsize=None)
+def parse(page: Path) -> LinkCollector:
+    collector = LinkCollector()
+    collector.feed(page.read_text(encoding="utf-8"))
+    return collector
+
+
+@pytest.mark.parametrize("path", ["index.html", "search.html", "genindex.html", *CHAPTERS])
+def test_internal_links_and_images_resolve(path):
+    page = SITE / path
+    collector = parse(page)
+    broken = []
+    for ref in collector.hrefs + collector.srcs:
+        parsed = urlparse(ref)
+        if parsed.scheme or ref.startswith(("mailto:", "javascript:", "//")):
+            continue
+        target = (page.parent / unquote(parsed.path)).resolve() if parsed.path else page
+        if target.is_dir():
+            target = target / "index.html"
+        if not target.is_file():
+            broken.append(ref)
+        elif parsed.fragment and target.suffix == ".html" and parsed.fragment not in parse(target).ids:
+            broken.append(ref)
+    assert not broken, f"{path}: links or images that do not resolve: {broken[:10]}"
+
+
+def test_search_finds_a_known_term(visit):
+    v = visit("search.html?q=posterior")
+    v.page.wait_for_function("() => document.querySelectorAll('#search-results li').length > 0", timeout=20_000)
+    results = v.page.locator("#search-results li").all_inner_texts()
+    assert any("reverse process and the posterior" in r.lower() for r in results), results[:5]
+
+
+def test_figures_stay_readable_in_dark_mode(visit):
+    v = visit(FIGURE_PAGE, color_scheme="dark")
+    page = v.page
+    page.evaluate("() => { document.documentElement.dataset.theme = 'dark'; document.documentElement.dataset.mode = 'dark'; }")
+    page.wait_for_timeout(300)
+    background = page.evaluate("() => getComputedStyle(document.body).backgroundColor")
+    channels = [int(c) for c in re.findall(r"\d+", background)[:3]]
+    assert sum(channels) / 3 < 80, f"dark mode did not take effect (body background {background})"
+    figure = page.locator("img[src*='_images/']").first
+    figure.scroll_into_view_if_needed()
+    shot = figure.screenshot()
+    from PIL import Image  # matplotlib's dependency, so always present
+    import io
+
+    gray = Image.open(io.BytesIO(shot)).convert("L")
+    pixels = list(gray.getdata())
+    bright = sum(p > 200 for p in pixels) / len(pixels)
+    dark = sum(p < 40 for p in pixels) / len(pixels)
+    # An opaque white figure: mostly light pixels, with dark ink for axes, text and lines.
+    assert bright > 0.6 and dark > 0.002, f"figure not readable on the dark page: {bright:.0%} light, {dark:.1%} dark"
+
+
+def test_every_figure_has_alt_text():
+    missing = []
+    for path in CHAPTERS:
+        for match in re.finditer(r'<img alt="([^"]*)" src="(\.\./_images/[^"]+)"', (SITE / path).read_text(encoding="utf-8")):
+            alt, src = match.groups()
+            if not alt or alt == src or alt.endswith(".png"):
+                missing.append(f"{path}: {src}")
+    assert not missing, missing
+
+
+def test_launch_and_download_buttons_on_every_chapter():
+    for path in CHAPTERS:
+        if not (ROOT / path.replace(".html", ".ipynb")).is_file():
+            continue
+        html = (SITE / path).read_text(encoding="utf-8")
+        name = Path(path).stem
+        assert f"colab.research.google.com/github/ddpm-book/ddpm-book/blob/main/book/{name}.ipynb" in html, path
+        assert f"mybinder.org/v2/gh/ddpm-book/ddpm-book/main?urlpath=tree/book/{name}.ipynb" in html, path
+        assert f"_sources/book/{name}.ipynb" in html, f"{path}: no .ipynb download button"
