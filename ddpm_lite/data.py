@@ -2,14 +2,19 @@
 
 Where the data comes from, in order:
 1. a directory given as `root`, or by the environment variable DDPM_LITE_MNIST_DIR,
-   holding the four standard IDX files (gzip-compressed or raw);
+   holding the four standard IDX files (gzip-compressed or raw); with `download=True`
+   missing files are first fetched from the public mirrors, MD5-checked, written atomically;
 2. the small real-MNIST subset shipped inside this package (6,000 training and 2,000
    test images, CC BY-SA 3.0), with a notice saying so (on stdout: it informs, it is no error).
 """
 from __future__ import annotations
 
 import gzip
+import hashlib
+import http.client
 import os
+import tempfile
+import urllib.request
 from pathlib import Path
 from typing import NamedTuple
 
@@ -24,6 +29,22 @@ FILES = {
 }
 SUBSET_DIR = Path(__file__).with_name("mnist_subset")
 IMAGE_MAGIC, LABEL_MAGIC = 2051, 2049
+
+
+MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+)
+MD5 = {  # of the original archives (see ../shared/data/mnist/SOURCE.md)
+    "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+    "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+    "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+}
+
+
+class DownloadError(OSError):
+    """No mirror delivered a complete file with the right checksum."""
 
 
 class MNIST(NamedTuple):
@@ -84,15 +105,91 @@ def read_mnist_dir(directory: str | os.PathLike, split: str) -> MNIST:
     return MNIST(images, labels, str(directory))
 
 
-def load_mnist(split: str = "train", root: str | os.PathLike | None = None) -> MNIST:
-    """MNIST `split` ("train" or "test") from `root`, $DDPM_LITE_MNIST_DIR, or the shipped subset."""
+def _md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fetch(url: str, target: Path, md5: str, timeout: float) -> None:
+    """Stream url into a temporary file beside target, check it, then rename it into place.
+
+    The rename is atomic, so target is either absent or complete: an interrupted or corrupt
+    download leaves nothing behind.
+    """
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    try:
+        with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+            expected = response.headers.get("Content-Length")
+            written = 0
+            for chunk in iter(lambda: response.read(1 << 16), b""):
+                out.write(chunk)
+                written += len(chunk)
+            if expected is not None and written != int(expected):
+                raise DownloadError(f"{url}: connection closed after {written} of {expected} bytes")
+        if _md5(Path(temporary)) != md5:
+            raise DownloadError(f"{url}: MD5 mismatch (expected {md5})")
+        os.replace(temporary, target)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def download_mnist(
+    directory: str | os.PathLike, split: str | None = None, mirrors: tuple[str, ...] | None = None,
+    checksums: dict[str, str] | None = None, timeout: float = 30.0,
+) -> Path:
+    """Fetch the missing MNIST archives of `split` (or of both splits) into `directory`.
+
+    Files already present with the right MD5 are kept. Each file is tried on every mirror in
+    turn; DownloadError lists every failure when none succeeds.
+    """
+    mirrors = MIRRORS if mirrors is None else mirrors  # looked up at call time, so tests can redirect
+    checksums = MD5 if checksums is None else checksums
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    stems = FILES[split] if split is not None else FILES["train"] + FILES["test"]
+    for name in (stem + ".gz" for stem in stems):
+        target = directory / name
+        if target.is_file() and _md5(target) == checksums[name]:
+            continue
+        failures = []
+        for mirror in mirrors:
+            try:
+                _fetch(mirror + name, target, checksums[name], timeout)
+                break
+            except (OSError, http.client.HTTPException) as err:  # URLError is an OSError; IncompleteRead an HTTPException
+                failures.append(f"{mirror}{name}: {err}")
+        else:
+            raise DownloadError(f"could not download {name}:\n  " + "\n  ".join(failures))
+    return directory
+
+
+def load_mnist(split: str = "train", root: str | os.PathLike | None = None, download: bool = False) -> MNIST:
+    """MNIST `split` ("train" or "test") from `root`, $DDPM_LITE_MNIST_DIR, or the shipped subset.
+
+    With download=True and a directory given, missing files are downloaded first; if that
+    fails (offline), the shipped subset is used, with a notice.
+    """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     given = root if root is not None else os.environ.get(ENV_VAR)
     if given is not None:
+        if download:
+            try:
+                download_mnist(given, split)
+            except DownloadError as err:
+                print(f"ddpm_lite: MNIST download failed ({str(err).splitlines()[0]}).")
+                return _shipped_subset(split)
         return read_mnist_dir(given, split)
+    return _shipped_subset(split)
+
+
+def _shipped_subset(split: str) -> MNIST:
     print(
-        f"ddpm_lite: no MNIST directory given (argument root or ${ENV_VAR}); using the shipped "
+        f"ddpm_lite: no MNIST directory available (argument root or ${ENV_VAR}); using the shipped "
         "subset of real MNIST (6,000 train / 2,000 test images; LeCun, Cortes & Burges, CC BY-SA 3.0).",
     )
     return read_mnist_dir(SUBSET_DIR, split)

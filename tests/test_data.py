@@ -107,3 +107,95 @@ def test_pixel_convention_round_trips_every_level():
 def test_pixel_convention_rejects_floats():
     with pytest.raises(TypeError, match="pixels must be uint8"):
         to_model_range(torch.zeros(2, 28, 28))
+
+
+# --- download, against a server on 127.0.0.1 ----------------------------------------------
+
+import hashlib  # noqa: E402
+import threading  # noqa: E402
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
+
+from ddpm_lite.data import DownloadError, download_mnist  # noqa: E402
+
+
+@pytest.fixture
+def served_files(tmp_path):
+    """Generated gzip IDX files for the test split, their MD5s, and a server per behaviour."""
+    source = tmp_path / "source"
+    source.mkdir()
+    images, labels = write_idx_pair(source, "test", n=50)
+    files = {p.name: p.read_bytes() for p in source.iterdir()}
+    checksums = {name: hashlib.md5(data).hexdigest() for name, data in files.items()}
+    servers = []
+
+    def serve(behaviour: str) -> str:
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                data = files.get(self.path.lstrip("/"))
+                if data is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if behaviour == "drop":  # promise everything, send half, hang up
+                    self.wfile.write(data[: len(data) // 2])
+                    self.wfile.flush()
+                    self.connection.close()
+                elif behaviour == "corrupt":
+                    self.wfile.write(bytes(len(data)))
+                else:
+                    self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_port}/"
+
+    yield serve, checksums, images, labels
+    for server in servers:
+        server.shutdown()
+
+
+def test_download_writes_verified_files_that_load(tmp_path, served_files):
+    serve, checksums, images, labels = served_files
+    target = tmp_path / "mnist"
+    download_mnist(target, "test", mirrors=(serve("ok"),), checksums=checksums, timeout=5)
+    data = read_mnist_dir(target, "test")
+    assert torch.equal(data.images, images) and torch.equal(data.labels, labels.long())
+    assert sorted(p.name for p in target.iterdir()) == sorted(checksums)  # no temporary files left
+
+
+def test_dropped_connection_leaves_no_file_and_names_the_cause(tmp_path, served_files):
+    serve, checksums, *_ = served_files
+    target = tmp_path / "mnist"
+    with pytest.raises(DownloadError, match=r"could not download t10k-\w+-idx\d-ubyte.gz"):
+        download_mnist(target, "test", mirrors=(serve("drop"),), checksums=checksums, timeout=5)
+    assert list(target.iterdir()) == []
+
+
+def test_corrupt_download_is_rejected_and_the_next_mirror_used(tmp_path, served_files):
+    serve, checksums, images, _ = served_files
+    target = tmp_path / "mnist"
+    download_mnist(target, "test", mirrors=(serve("corrupt"), serve("ok")), checksums=checksums, timeout=5)
+    assert torch.equal(read_mnist_dir(target, "test").images, images)
+
+
+def test_all_mirrors_failing_reports_each_failure(tmp_path, served_files):
+    serve, checksums, *_ = served_files
+    with pytest.raises(DownloadError, match=r"(?s)MD5 mismatch.*closed after"):
+        download_mnist(tmp_path / "m", "test", mirrors=(serve("corrupt"), serve("drop")), checksums=checksums, timeout=5)
+
+
+def test_failed_download_falls_back_to_the_shipped_subset(tmp_path, monkeypatch, capsys):
+    import ddpm_lite.data as data
+
+    monkeypatch.setattr(data, "MIRRORS", ("http://127.0.0.1:9/",))  # port 9 (discard): refused at once
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    result = load_mnist("test", root=tmp_path / "empty", download=True)
+    assert result.images.shape == (2000, 28, 28)
+    out = capsys.readouterr().out
+    assert "MNIST download failed" in out and "shipped subset" in out
