@@ -1,13 +1,30 @@
-"""Training objective: L_simple on a batch, with t and eps drawn from a generator."""
+"""Training: the L_simple objective on a batch, and the loop that the chapter and
+`python -m ddpm_lite train` share.
+
+The loop keeps the whole dataset on the device and draws batches and noise from one seeded
+generator. A checkpoint stores everything the next step depends on (weights, EMA, optimizer,
+both random states, the loss history), so a resumed run repeats an unbroken one exactly.
+"""
 from __future__ import annotations
 
-from typing import Callable
+import copy
+import math
+import platform
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, NamedTuple
 
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
+from . import __version__
+from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .diffusion import loss_simple, q_sample
-from .schedules import NoiseSchedule
+from .schedules import SCHEDULE_KINDS, NoiseSchedule, make_betas
+from .unet import UNet, UNetConfig
 
 EpsModel = Callable[[Tensor, Tensor], Tensor]
 
@@ -23,3 +40,185 @@ def training_loss(eps_model: EpsModel, schedule: NoiseSchedule, x0: Tensor, gene
     eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
     xt = q_sample(schedule, x0, t, eps)
     return loss_simple(eps, eps_model(xt, t)).mean()
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 20_000
+    batch_size: int = 128
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    warmup_steps: int = 500  # linear warmup: Adam's first steps are large before its moments settle
+    ema_decay: float = 0.9995  # averages over ~2,000 steps
+    grad_clip: float = 1.0
+    checkpoint_every: int = 2_000
+    schedule: str = "linear"
+    T: int = 1000
+    seed: int = 0
+    device: str = "auto"  # "auto" picks CUDA when present
+    bf16: bool = True  # autocast on CUDA only
+    channels_last: bool = True  # CUDA only
+    compile: bool = False  # torch.compile the model (CUDA)
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "checkpoint_every", "T"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.schedule not in SCHEDULE_KINDS:
+            raise ValueError(f"schedule must be one of {SCHEDULE_KINDS}, got {self.schedule!r}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be one of ('auto', 'cpu', 'cuda'), got {self.device!r}")
+
+
+class TrainResult(NamedTuple):
+    model: UNet
+    ema: UNet
+    losses: list[float]  # one per step, from step 1, including steps before a resume
+    checkpoint: Path
+    seconds: float  # wall time of this call
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' was asked for, but torch sees no CUDA device")
+    return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else ("cpu" if name == "auto" else name))
+
+
+def _code_version() -> str:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).parent, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return f"ddpm_lite {__version__}" + (f" (git {commit})" if commit else "")
+
+
+def _flatten_optimizer(state: dict) -> tuple[dict[str, Tensor], list]:
+    tensors = {f"optimizer.{i}.{k}": v for i, s in state["state"].items() for k, v in s.items()}
+    return tensors, state["param_groups"]
+
+
+def _unflatten_optimizer(tensors: dict[str, Tensor], param_groups: list) -> dict:
+    state: dict = {}
+    for key, value in tensors.items():
+        if key.startswith("optimizer."):
+            _, index, name = key.split(".", 2)
+            state.setdefault(int(index), {})[name] = value
+    return {"state": state, "param_groups": param_groups}
+
+
+def train(
+    unet_config: UNetConfig, config: TrainConfig, images: Tensor, out_dir: str | Path,
+    resume: bool = True, progress: bool = True, data_note: str = "",
+) -> TrainResult:
+    """Train eps_theta on images (N, C, H, W) in [-1, 1]; checkpoints go to out_dir.
+
+    With resume=True, continues from the newest complete checkpoint in out_dir.
+    """
+    out_dir = Path(out_dir)
+    device = resolve_device(config.device)
+    on_cuda = device.type == "cuda"
+    memory_format = torch.channels_last if on_cuda and config.channels_last else torch.contiguous_format
+    data = images.to(device).contiguous(memory_format=memory_format)  # the whole dataset stays on the device
+    schedule = NoiseSchedule(make_betas(config.schedule, config.T)).to(device, torch.float32)
+
+    torch.manual_seed(config.seed)  # initial weights; dropout also draws from this global generator
+    model = UNet(unet_config).to(device, memory_format=memory_format)
+    ema = copy.deepcopy(model).requires_grad_(False).eval()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    warmup = lambda step: min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
+    lr_schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup)
+    generator = torch.Generator(device).manual_seed(config.seed)  # batches, t and eps
+    losses: list[float] = []
+    start = 0
+
+    stem = latest_checkpoint(out_dir) if resume else None
+    if stem is not None:
+        tensors, info = load_checkpoint(stem, device)
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
+        optimizer.load_state_dict(_unflatten_optimizer(tensors, info["optimizer_param_groups"]))
+        lr_schedule.load_state_dict(info["lr_schedule"])
+        generator.set_state(tensors["rng.generator"].cpu())
+        torch.set_rng_state(tensors["rng.torch"].cpu())
+        if on_cuda and "rng.cuda" in tensors:
+            torch.cuda.set_rng_state(tensors["rng.cuda"].cpu())
+        losses = tensors["history.loss"].tolist()
+        start = info["step"]
+
+    step_fn = torch.compile(model) if config.compile else model
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=on_cuda and config.bf16)
+    began = time.perf_counter()
+    pending: list[Tensor] = []  # losses stay on the device until a checkpoint: no per-step sync
+    checkpoint = stem
+    bar = tqdm(range(start, config.steps), initial=start, total=config.steps, disable=not progress, unit="step")
+    for step in bar:
+        x0 = data[torch.randint(0, data.shape[0], (config.batch_size,), generator=generator, device=device)]
+        with autocast:
+            loss = training_loss(step_fn, schedule, x0, generator)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        lr_schedule.step()
+        with torch.no_grad():
+            torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1 - config.ema_decay)
+        pending.append(loss.detach())
+        done = step + 1
+        if done % config.checkpoint_every == 0 or done == config.steps:
+            losses.extend(torch.stack(pending).float().cpu().tolist())
+            pending.clear()
+            elapsed = time.perf_counter() - began
+            bar.set_postfix(loss=f"{losses[-1]:.4f}", img_per_s=f"{(done - start) * config.batch_size / elapsed:.0f}")
+            checkpoint = _save(out_dir, done, model, ema, optimizer, lr_schedule, generator, device, losses,
+                               unet_config, config, data_note, elapsed, data.shape[0])
+    return TrainResult(model, ema, losses, checkpoint, time.perf_counter() - began)
+
+
+def _save(out_dir, step, model, ema, optimizer, lr_schedule, generator, device, losses, unet_config, config,
+          data_note, elapsed, n_images) -> Path:
+    optimizer_tensors, param_groups = _flatten_optimizer(optimizer.state_dict())
+    tensors = {
+        **{f"model.{k}": v for k, v in model.state_dict().items()},
+        **{f"ema.{k}": v for k, v in ema.state_dict().items()},
+        **optimizer_tensors,
+        "rng.generator": generator.get_state(),
+        "rng.torch": torch.get_rng_state(),
+        "history.loss": torch.tensor(losses, dtype=torch.float32),
+    }
+    if device.type == "cuda":
+        tensors["rng.cuda"] = torch.cuda.get_rng_state()
+    recent = losses[-min(len(losses), 100):]
+    info = {
+        "step": step,
+        "unet_config": asdict(unet_config),
+        "train_config": asdict(config),
+        "data": {"images": n_images, "note": data_note},
+        "wall_seconds_this_run": round(elapsed, 2),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
+        "metrics": {"loss_mean_last_100": sum(recent) / len(recent)},
+        "code_version": _code_version(),
+        "torch": torch.__version__,
+        "optimizer_param_groups": param_groups,
+        "lr_schedule": lr_schedule.state_dict(),
+    }
+    stem = Path(out_dir) / f"checkpoint-{step:07d}"
+    save_checkpoint(stem, tensors, info)
+    return stem
+
+
+def load_model(path_stem: str | Path, use_ema: bool = True, device: str | torch.device = "cpu") -> UNet:
+    """A U-Net from a checkpoint (EMA weights by default), checksum verified, in eval mode."""
+    tensors, info = load_checkpoint(Path(path_stem), device)
+    config = info["unet_config"]
+    config = UNetConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items()})
+    model = UNet(config).to(device)
+    prefix = "ema." if use_ema else "model."
+    model.load_state_dict({k[len(prefix):]: v.float() for k, v in tensors.items() if k.startswith(prefix)})
+    return model.eval()

@@ -1,3 +1,4 @@
+import json
 import math
 
 import torch
@@ -43,3 +44,65 @@ def test_a_few_steps_reduce_the_loss_on_a_fixed_batch():
         loss_on_batch().backward()
         optimizer.step()
     assert loss_on_batch().item() < 0.7 * before
+
+
+# --- the loop -------------------------------------------------------------------------------
+
+import pytest  # noqa: E402
+
+from ddpm_lite.data import load_mnist, to_model_range  # noqa: E402
+from ddpm_lite.train import TrainConfig, load_model, train  # noqa: E402
+from ddpm_lite.unet import UNetConfig  # noqa: E402
+
+TINY_UNET = UNetConfig(base_channels=16, channel_mults=(1, 2), num_res_blocks=1, attention_resolutions=(14,), groups=8)
+
+
+@pytest.fixture(scope="module")
+def images():
+    return to_model_range(load_mnist("train").images[:256])
+
+
+def tiny_config(steps, **kwargs):
+    return TrainConfig(steps=steps, batch_size=16, checkpoint_every=2, warmup_steps=2, device="cpu", **kwargs)
+
+
+def test_resumed_run_repeats_the_unbroken_loss_trajectory(tmp_path, images):
+    unbroken = train(TINY_UNET, tiny_config(6), images, tmp_path / "a", progress=False)
+    train(TINY_UNET, tiny_config(2), images, tmp_path / "b", progress=False)  # stops after the first checkpoint
+    resumed = train(TINY_UNET, tiny_config(6), images, tmp_path / "b", progress=False)
+    assert resumed.losses == unbroken.losses and len(unbroken.losses) == 6
+
+
+def test_training_lowers_the_loss_on_mnist(tmp_path, images):
+    result = train(TINY_UNET, TrainConfig(steps=60, batch_size=32, lr=2e-3, warmup_steps=5, checkpoint_every=60, device="cpu"),
+                   images, tmp_path, progress=False)
+    first, last = sum(result.losses[:10]) / 10, sum(result.losses[-10:]) / 10
+    assert last < 0.6 * first, (first, last)  # from ~1 (eps_theta = 0 at init) to well below
+
+
+def test_sidecar_records_provenance(tmp_path, images):
+    result = train(TINY_UNET, tiny_config(2), images, tmp_path, progress=False, data_note="256 test images")
+    info = json.loads(result.checkpoint.with_suffix(".json").read_text())
+    assert info["step"] == 2 and info["data"]["images"] == 256 and info["data"]["note"] == "256 test images"
+    assert info["train_config"]["batch_size"] == 16 and info["unet_config"]["base_channels"] == 16
+    assert info["device"].startswith("cpu") and info["code_version"].startswith("ddpm_lite")
+    assert set(info) >= {"wall_seconds_this_run", "metrics", "sha256"}
+
+
+def test_load_model_gives_the_ema_weights(tmp_path, images):
+    result = train(TINY_UNET, tiny_config(2), images, tmp_path, progress=False)
+    model = load_model(result.checkpoint)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), result.ema.state_dict().values()))
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"steps": 0}, r"steps must be >= 1"),
+    ({"lr": 0.0}, r"lr must be > 0"),
+    ({"ema_decay": 1.0}, r"ema_decay must be in \[0, 1\)"),
+    ({"schedule": "exp"}, r"schedule must be one of"),
+    ({"device": "tpu"}, r"device must be one of \('auto', 'cpu', 'cuda'\)"),
+    ({"warmup_steps": -1}, r"warmup_steps must be >= 0"),
+])
+def test_bad_train_config_is_rejected(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**kwargs)

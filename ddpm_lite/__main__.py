@@ -1,0 +1,140 @@
+"""python -m ddpm_lite train|sample: flags -> dataclasses -> calls. No logic of its own."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+DEFAULT_DATA = Path(os.environ.get("DDPM_LITE_MNIST_DIR", Path.home() / ".cache" / "ddpm_lite" / "mnist"))
+TINY = {"base_channels": 16, "channel_mults": (1, 2), "num_res_blocks": 1, "attention_resolutions": (14,), "groups": 8}
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _mults(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be comma-separated ints like 1,2,2, got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m ddpm_lite", description="Train and sample the book's MNIST diffusion model.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train eps_theta on MNIST (resumes from --out by default)")
+    train.add_argument("--out", type=Path, default=Path("runs/mnist"), help="checkpoint directory (default: runs/mnist)")
+    train.add_argument("--data-dir", type=Path, default=DEFAULT_DATA, help=f"MNIST IDX files (default: $DDPM_LITE_MNIST_DIR or {DEFAULT_DATA})")
+    train.add_argument("--no-download", action="store_true", help="never download; use the shipped subset if files are missing")
+    train.add_argument("--images", type=_positive_int, help="use only the first N training images")
+    train.add_argument("--tiny", action="store_true", help="a small U-Net that trains on a CPU in minutes")
+    train.add_argument("--steps", type=_positive_int, default=20_000)
+    train.add_argument("--batch-size", type=_positive_int, default=128)
+    train.add_argument("--lr", type=float, default=2e-4)
+    train.add_argument("--warmup-steps", type=int, default=500)
+    train.add_argument("--ema-decay", type=float, default=0.9995)
+    train.add_argument("--checkpoint-every", type=_positive_int, default=2_000)
+    train.add_argument("--schedule", default="linear")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    train.add_argument("--no-bf16", action="store_true", help="train in float32 on CUDA")
+    train.add_argument("--compile", action="store_true", help="torch.compile the model")
+    train.add_argument("--no-resume", action="store_true", help="start afresh even if --out has checkpoints")
+    train.add_argument("--base-channels", type=_positive_int)
+    train.add_argument("--channel-mults", type=_mults)
+    train.add_argument("--dropout", type=float)
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(run=run_train, subparser=train)  # errors then show this subcommand's usage
+
+    sample = commands.add_parser("sample", help="sample a grid of digits from a checkpoint")
+    sample.add_argument("checkpoint", type=Path, help="checkpoint path without suffix, or a directory (newest checkpoint)")
+    sample.add_argument("--out", type=Path, default=Path("samples.png"))
+    sample.add_argument("--n", type=_positive_int, default=64)
+    sample.add_argument("--sampler", choices=("ddim", "ddpm"), default="ddim")
+    sample.add_argument("--steps", type=_positive_int, default=50, help="DDIM steps (DDPM always takes T)")
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--device", default="auto")
+    sample.set_defaults(run=run_sample, subparser=sample)
+    return parser
+
+
+def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    from .data import load_mnist, to_model_range
+    from .train import TrainConfig, resolve_device, train
+    from .unet import UNetConfig
+
+    try:
+        overrides = {k: v for k, v in (("base_channels", args.base_channels), ("channel_mults", args.channel_mults), ("dropout", args.dropout)) if v is not None}
+        unet_config = UNetConfig(**{**(TINY if args.tiny else {}), **overrides})
+        config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
+                             ema_decay=args.ema_decay, checkpoint_every=args.checkpoint_every, schedule=args.schedule,
+                             seed=args.seed, device=args.device, bf16=not args.no_bf16, compile=args.compile)
+        device = resolve_device(config.device)
+    except ValueError as err:
+        parser.error(str(err))
+    if device.type == "cpu" and not args.tiny:
+        print("ddpm_lite: training on the CPU. The full model wants a GPU (minutes there, hours here); "
+              "--tiny trains a small model in minutes.", file=sys.stderr)
+    try:
+        if args.no_download and not args.data_dir.is_dir():
+            mnist = load_mnist("train")  # the shipped subset, with its notice
+        else:
+            mnist = load_mnist("train", root=args.data_dir, download=not args.no_download)
+    except (OSError, ValueError) as err:
+        parser.error(f"--data-dir: {err}")
+    images = mnist.images[: args.images] if args.images else mnist.images
+    result = train(unet_config, config, to_model_range(images), args.out, resume=not args.no_resume,
+                   progress=not args.quiet, data_note=f"MNIST train, {len(images)} images from {mnist.source}")
+    print(f"final loss {result.losses[-1]:.4f}; checkpoint {result.checkpoint}")
+
+
+def run_sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    import matplotlib.pyplot as plt
+
+    from .checkpoint import CheckpointError, latest_checkpoint
+    from .data import to_pixels
+    from .sampling import ddim_trajectory, ddpm_trajectory, final_sample
+    from .schedules import NoiseSchedule, make_betas
+    from .train import load_model, resolve_device
+
+    try:
+        device = resolve_device(args.device)
+        stem = latest_checkpoint(args.checkpoint) if args.checkpoint.is_dir() else args.checkpoint
+        if stem is None:
+            raise CheckpointError(f"no complete checkpoint in {args.checkpoint}")
+        model = load_model(stem, device=device)
+    except (ValueError, OSError) as err:
+        parser.error(str(err))
+    config = json.loads(Path(stem).with_suffix(".json").read_text())["train_config"]
+    schedule = NoiseSchedule(make_betas(config["schedule"], config["T"])).to(device, torch.float32)
+    g = torch.Generator(device).manual_seed(args.seed)
+    shape = (args.n, model.config.in_channels, model.config.image_size, model.config.image_size)
+    with torch.no_grad():
+        trajectory = ddim_trajectory(model, schedule, shape, g, args.steps, device=device) if args.sampler == "ddim" \
+            else ddpm_trajectory(model, schedule, shape, g, device=device)
+        pixels = to_pixels(final_sample(trajectory).cpu())[:, 0]
+    cols = int(args.n**0.5 + 0.999)
+    grid = torch.zeros(cols * ((args.n + cols - 1) // cols), *pixels.shape[1:], dtype=torch.uint8)
+    grid[: args.n] = pixels
+    rows = grid.reshape(-1, cols, *pixels.shape[1:]).permute(0, 2, 1, 3).reshape(-1, cols * pixels.shape[2])
+    plt.imsave(args.out, rows.numpy(), cmap="gray", vmin=0, vmax=255)
+    print(f"wrote {args.n} samples ({args.sampler}) to {args.out}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.run(args, args.subparser)
+
+
+if __name__ == "__main__":
+    main()

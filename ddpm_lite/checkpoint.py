@@ -1,0 +1,73 @@
+"""Checkpoints: tensors in safetensors (no pickle), everything else in a JSON sidecar.
+
+`<name>.safetensors` holds flat, named tensors; `<name>.json` holds the configuration, the
+step, provenance, metrics, the optimizer's non-tensor state and the SHA-256 of the tensor
+file. Both are written to temporary files and renamed into place, the sidecar last, so a
+checkpoint with a sidecar is complete. Loading checks the SHA-256 first.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, incomplete or does not match its checksum."""
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _atomic_write(target: Path, write) -> None:
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    os.close(handle)
+    try:
+        write(temporary)
+        os.replace(temporary, target)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def save_checkpoint(path_stem: Path, tensors: dict[str, Tensor], info: dict[str, Any]) -> Path:
+    """Write path_stem.safetensors, then path_stem.json with info and the tensors' SHA-256."""
+    path_stem = Path(path_stem)
+    path_stem.parent.mkdir(parents=True, exist_ok=True)
+    weights = path_stem.with_suffix(".safetensors")
+    contiguous = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    _atomic_write(weights, lambda tmp: save_file(contiguous, tmp))
+    sidecar = {**info, "sha256": sha256_of(weights), "tensors": weights.name}
+    _atomic_write(path_stem.with_suffix(".json"), lambda tmp: Path(tmp).write_text(json.dumps(sidecar, indent=2)))
+    return weights
+
+
+def load_checkpoint(path_stem: Path, device: str | torch.device = "cpu") -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """(tensors, info) of a complete checkpoint whose tensors match the recorded SHA-256."""
+    path_stem = Path(path_stem)
+    sidecar, weights = path_stem.with_suffix(".json"), path_stem.with_suffix(".safetensors")
+    if not sidecar.is_file() or not weights.is_file():
+        raise CheckpointError(f"{path_stem}: needs both {weights.name} and {sidecar.name}")
+    info = json.loads(sidecar.read_text())
+    actual = sha256_of(weights)
+    if actual != info.get("sha256"):
+        raise CheckpointError(f"{weights}: SHA-256 {actual} does not match the sidecar's {info.get('sha256')}")
+    return load_file(weights, device=str(device)), info
+
+
+def latest_checkpoint(directory: Path, prefix: str = "checkpoint-") -> Path | None:
+    """The stem of the highest-step complete checkpoint in directory, or None."""
+    stems = sorted(p.with_suffix("") for p in Path(directory).glob(f"{prefix}*.json") if p.with_suffix(".safetensors").is_file())
+    return stems[-1] if stems else None

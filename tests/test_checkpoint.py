@@ -1,0 +1,42 @@
+import json
+
+import pytest
+import torch
+
+from ddpm_lite.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint
+
+
+def test_round_trip_keeps_tensors_and_info(tmp_path):
+    tensors = {"a": torch.arange(6.0).reshape(2, 3), "b": torch.tensor([1, 2], dtype=torch.int64)}
+    save_checkpoint(tmp_path / "ck", tensors, {"step": 7})
+    loaded, info = load_checkpoint(tmp_path / "ck")
+    assert info["step"] == 7 and len(info["sha256"]) == 64
+    assert all(torch.equal(loaded[k], v) for k, v in tensors.items())
+
+
+def test_tampered_tensors_fail_the_checksum(tmp_path):
+    save_checkpoint(tmp_path / "ck", {"a": torch.zeros(100)}, {})
+    path = tmp_path / "ck.safetensors"
+    raw = bytearray(path.read_bytes())
+    raw[-1] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="does not match the sidecar"):
+        load_checkpoint(tmp_path / "ck")
+
+
+def test_checkpoint_without_sidecar_is_incomplete(tmp_path):
+    save_checkpoint(tmp_path / "checkpoint-0000001", {"a": torch.zeros(1)}, {})
+    save_checkpoint(tmp_path / "checkpoint-0000002", {"a": torch.zeros(1)}, {})
+    (tmp_path / "checkpoint-0000002.json").unlink()  # as if killed between the two writes
+    assert latest_checkpoint(tmp_path).name == "checkpoint-0000001"
+    with pytest.raises(CheckpointError, match="needs both"):
+        load_checkpoint(tmp_path / "checkpoint-0000002")
+
+
+def test_files_are_safetensors_and_json_not_pickle(tmp_path):
+    save_checkpoint(tmp_path / "ck", {"a": torch.zeros(3)}, {"note": "x"})
+    header_length = int.from_bytes((tmp_path / "ck.safetensors").read_bytes()[:8], "little")
+    header = json.loads((tmp_path / "ck.safetensors").read_bytes()[8 : 8 + header_length])
+    assert header["a"]["shape"] == [3]
+    assert json.loads((tmp_path / "ck.json").read_text())["note"] == "x"
+    assert not list(tmp_path.glob("*.part"))

@@ -1,0 +1,71 @@
+"""The command line: help, errors on bad arguments, and resume after a kill."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+from ddpm_lite.data import SUBSET_DIR
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN = [sys.executable, "-m", "ddpm_lite", "train", "--tiny", "--quiet", "--batch-size", "16", "--images", "256",
+         "--data-dir", str(SUBSET_DIR), "--no-download", "--device", "cpu", "--warmup-steps", "2"]
+
+
+def run(args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "ddpm_lite", *args], capture_output=True, text=True, cwd=ROOT, timeout=300, **kwargs)
+
+
+@pytest.mark.parametrize("command", [[], ["train"], ["sample"]])
+def test_help_exits_cleanly(command):
+    result = run([*command, "--help"])
+    assert result.returncode == 0 and "usage: python -m ddpm_lite" in result.stdout
+
+
+@pytest.mark.parametrize("args,message", [
+    (["train", "--steps", "0"], "argument --steps: must be a positive integer, got 0"),
+    (["train", "--schedule", "exp"], "schedule must be one of ('linear', 'cosine', 'quadratic', 'sigmoid'), got 'exp'"),
+    (["train", "--channel-mults", "1,x"], "argument --channel-mults: must be comma-separated ints like 1,2,2"),
+    (["train", "--device", "tpu"], "device must be one of ('auto', 'cpu', 'cuda')"),
+    (["train", "--base-channels", "20", "--tiny"], "groups=8 must divide every channel count"),
+    (["sample", "/nonexistent/checkpoint"], "needs both checkpoint.safetensors and checkpoint.json"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+])
+def test_bad_arguments_exit_2_with_a_message(args, message):
+    result = run(args)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+
+
+def test_resume_after_a_kill_repeats_the_loss_trajectory(tmp_path):
+    steps = ["--steps", "40", "--checkpoint-every", "5"]
+    unbroken = subprocess.run([*TRAIN, *steps, "--out", str(tmp_path / "a")], cwd=ROOT, capture_output=True, timeout=300)
+    assert unbroken.returncode == 0, unbroken.stderr
+
+    out = tmp_path / "b"
+    process = subprocess.Popen([*TRAIN, *steps, "--out", str(out)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (out / "checkpoint-0000005.json").exists():
+        assert process.poll() is None and time.monotonic() < deadline, "training ended before its first checkpoint"
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (out / "checkpoint-0000040.json").exists(), "the run finished before the kill: the test proves nothing"
+
+    resumed = subprocess.run([*TRAIN, *steps, "--out", str(out)], cwd=ROOT, capture_output=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    a = load_file(tmp_path / "a" / "checkpoint-0000040.safetensors")["history.loss"]
+    b = load_file(out / "checkpoint-0000040.safetensors")["history.loss"]
+    assert len(a) == 40 and a.tolist() == b.tolist()
+
+
+def test_train_then_sample_writes_a_png(tmp_path):
+    assert subprocess.run([*TRAIN, "--steps", "2", "--checkpoint-every", "2", "--out", str(tmp_path)], cwd=ROOT, timeout=300).returncode == 0
+    result = run(["sample", str(tmp_path), "--n", "4", "--steps", "3", "--out", str(tmp_path / "grid.png"), "--device", "cpu"])
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "grid.png").read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((tmp_path / "checkpoint-0000002.json").read_text())["step"] == 2
