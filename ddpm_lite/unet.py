@@ -47,6 +47,7 @@ def timestep_embedding(t: Tensor, dim: int, max_period: float = 10_000.0) -> Ten
 
     Frequencies run geometrically from 1 to 1/max_period, so both single steps and the whole
     range of t are resolved.
+    Book: eq. time-embedding
     """
     half = dim // 2
     freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
