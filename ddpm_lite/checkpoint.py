@@ -7,10 +7,7 @@ checkpoint with a sidecar is complete. Loading checks the SHA-256 first.
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,28 +15,15 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from ._io import atomic_write, file_hash
+
 
 class CheckpointError(ValueError):
     """A checkpoint that is missing, incomplete or does not match its checksum."""
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _atomic_write(target: Path, write) -> None:
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    os.close(handle)
-    try:
-        write(temporary)
-        os.replace(temporary, target)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    return file_hash(path, "sha256")
 
 
 def save_checkpoint(path_stem: Path, tensors: dict[str, Tensor], info: dict[str, Any]) -> Path:
@@ -48,9 +32,9 @@ def save_checkpoint(path_stem: Path, tensors: dict[str, Tensor], info: dict[str,
     path_stem.parent.mkdir(parents=True, exist_ok=True)
     weights = path_stem.with_suffix(".safetensors")
     contiguous = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    _atomic_write(weights, lambda tmp: save_file(contiguous, tmp))
+    atomic_write(weights, lambda tmp: save_file(contiguous, tmp))
     sidecar = {**info, "sha256": sha256_of(weights), "tensors": weights.name}
-    _atomic_write(path_stem.with_suffix(".json"), lambda tmp: Path(tmp).write_text(json.dumps(sidecar, indent=2)))
+    atomic_write(path_stem.with_suffix(".json"), lambda tmp: Path(tmp).write_text(json.dumps(sidecar, indent=2)))
     return weights
 
 

@@ -10,16 +10,16 @@ Where the data comes from, in order:
 from __future__ import annotations
 
 import gzip
-import hashlib
 import http.client
 import os
-import tempfile
 import urllib.request
 from pathlib import Path
 from typing import NamedTuple
 
 import torch
 from torch import Tensor
+
+from ._io import atomic_write, file_hash
 
 ENV_VAR = "DDPM_LITE_MNIST_DIR"
 SPLITS = ("train", "test")
@@ -105,36 +105,23 @@ def read_mnist_dir(directory: str | os.PathLike, split: str) -> MNIST:
     return MNIST(images, labels, str(directory))
 
 
-def _md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _fetch(url: str, target: Path, md5: str, timeout: float) -> None:
-    """Stream url into a temporary file beside target, check it, then rename it into place.
+    """Stream url into a temporary file beside target, check its length and MD5, then rename it
+    into place: an interrupted or corrupt download leaves nothing behind."""
 
-    The rename is atomic, so target is either absent or complete: an interrupted or corrupt
-    download leaves nothing behind.
-    """
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    try:
-        with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+    def write(temporary: str) -> None:
+        with open(temporary, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
             expected = response.headers.get("Content-Length")
             written = 0
             for chunk in iter(lambda: response.read(1 << 16), b""):
                 out.write(chunk)
                 written += len(chunk)
-            if expected is not None and written != int(expected):
-                raise DownloadError(f"{url}: connection closed after {written} of {expected} bytes")
-        if _md5(Path(temporary)) != md5:
+        if expected is not None and written != int(expected):
+            raise DownloadError(f"{url}: connection closed after {written} of {expected} bytes")
+        if file_hash(temporary, "md5") != md5:
             raise DownloadError(f"{url}: MD5 mismatch (expected {md5})")
-        os.replace(temporary, target)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+
+    atomic_write(target, write)
 
 
 def download_mnist(
@@ -153,7 +140,7 @@ def download_mnist(
     stems = FILES[split] if split is not None else FILES["train"] + FILES["test"]
     for name in (stem + ".gz" for stem in stems):
         target = directory / name
-        if target.is_file() and _md5(target) == checksums[name]:
+        if target.is_file() and file_hash(target, "md5") == checksums[name]:
             continue
         failures = []
         for mirror in mirrors:
