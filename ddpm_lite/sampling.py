@@ -155,5 +155,6 @@ def final_sample(trajectory: Iterator[SamplerState]) -> Tensor:
     state = None
     for state in trajectory:
         pass
-    assert state is not None
+    if state is None:
+        raise ValueError("trajectory yielded no state")
     return state.xt

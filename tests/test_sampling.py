@@ -211,3 +211,8 @@ def test_ddpm_step_noise_shape_mismatch_is_rejected(schedule):
 def test_sampler_rejects_empty_shape(schedule):
     with pytest.raises(ValueError, match="shape must be a non-empty sequence of positive ints"):
         next(ddpm_trajectory(lambda x, t: x, schedule, (0, 3), torch.Generator()))
+
+
+def test_final_sample_of_an_empty_trajectory_is_an_error():
+    with pytest.raises(ValueError, match="trajectory yielded no state"):
+        final_sample(iter([]))
