@@ -20,13 +20,6 @@ from .diffusion import q_sample
 from .schedules import NoiseSchedule, make_betas
 
 
-def figure_png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=fig.dpi)
-    plt.close(fig)
-    return buf.getvalue()
-
-
 def frame_stack(frames: Sequence[bytes], width: str = "100%") -> widgets.Stack:
     return widgets.Stack([widgets.Image(value=f, format="png", layout=widgets.Layout(width=width)) for f in frames], selected_index=0)
 
