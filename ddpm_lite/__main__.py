@@ -1,4 +1,4 @@
-"""python -m ddpm_lite train|sample: flags -> dataclasses -> calls. No logic of its own."""
+"""python -m ddpm_lite train|sample|train-classifier: flags -> dataclasses -> calls. No logic of its own."""
 from __future__ import annotations
 
 import argparse
@@ -64,11 +64,31 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--device", default="auto")
     sample.set_defaults(run=run_sample, subparser=sample)
+
+    classify = commands.add_parser("train-classifier", help="train the MNIST classifier behind FD-MNIST and MNIST-IS")
+    classify.add_argument("--out", type=Path, default=Path("runs/mnist_classifier"),
+                          help="checkpoint path without suffix (default: runs/mnist_classifier)")
+    classify.add_argument("--data-dir", type=Path, default=DEFAULT_DATA, help="MNIST IDX files, as for train")
+    classify.add_argument("--no-download", action="store_true", help="never download; use the shipped subset if files are missing")
+    classify.add_argument("--epochs", type=_positive_int, default=6)
+    classify.add_argument("--seed", type=int, default=0)
+    classify.set_defaults(run=run_train_classifier, subparser=classify)
     return parser
 
 
+def _load_split(args: argparse.Namespace, parser: argparse.ArgumentParser, split: str):
+    from .data import load_mnist
+
+    try:
+        if args.no_download and not args.data_dir.is_dir():
+            return load_mnist(split)  # the shipped subset, with its notice
+        return load_mnist(split, root=args.data_dir, download=not args.no_download)
+    except (OSError, ValueError) as err:
+        parser.error(f"--data-dir: {err}")
+
+
 def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    from .data import load_mnist, to_model_range
+    from .data import to_model_range
     from .train import TrainConfig, resolve_device, train
     from .unet import UNetConfig
 
@@ -84,13 +104,7 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
     if device.type == "cpu" and not args.tiny:
         print("ddpm_lite: training on the CPU. The full model wants a GPU (minutes there, hours here); "
               "--tiny trains a small model in minutes.", file=sys.stderr)
-    try:
-        if args.no_download and not args.data_dir.is_dir():
-            mnist = load_mnist("train")  # the shipped subset, with its notice
-        else:
-            mnist = load_mnist("train", root=args.data_dir, download=not args.no_download)
-    except (OSError, ValueError) as err:
-        parser.error(f"--data-dir: {err}")
+    mnist = _load_split(args, parser, "train")
     images = mnist.images[: args.images] if args.images else mnist.images
     result = train(unet_config, config, to_model_range(images), args.out, resume=not args.no_resume,
                    progress=not args.quiet, data_note=f"MNIST train, {len(images)} images from {mnist.source}")
@@ -128,6 +142,29 @@ def run_sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Non
     rows = grid.reshape(-1, cols, *pixels.shape[1:]).permute(0, 2, 1, 3).reshape(-1, cols * pixels.shape[2])
     plt.imsave(args.out, rows.numpy(), cmap="gray", vmin=0, vmax=255)
     print(f"wrote {args.n} samples ({args.sampler}) to {args.out}")
+
+
+def run_train_classifier(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    import platform
+
+    from .classifier import ClassifierConfig, accuracy, save_classifier, train_classifier
+    from .data import to_model_range
+
+    config = ClassifierConfig(epochs=args.epochs, seed=args.seed)
+    train_set, test_set = _load_split(args, parser, "train"), _load_split(args, parser, "test")
+    result = train_classifier(config, to_model_range(train_set.images), train_set.labels, progress=True)
+    test_accuracy = accuracy(result.model, to_model_range(test_set.images), test_set.labels)
+    info = {
+        "data": {"train": f"{len(train_set.labels)} images from {train_set.source}",
+                 "test": f"{len(test_set.labels)} images from {test_set.source}"},
+        "metrics": {"test_accuracy": test_accuracy, "final_loss_mean_last_100": sum(result.losses[-100:]) / 100},
+        "wall_seconds": round(result.seconds, 1),
+        "device": f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
+        "command": "python -m ddpm_lite " + " ".join(sys.argv[1:]),
+        "torch": torch.__version__,
+    }
+    weights = save_classifier(args.out, result.model, info)
+    print(f"test accuracy {test_accuracy:.2%} on {len(test_set.labels)} images; trained in {result.seconds:.0f} s; wrote {weights}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -27,6 +27,10 @@ def atomic_write(target: Path, write: Callable[[str], None]) -> None:
     os.close(handle)
     try:
         write(temporary)
+        # mkstemp creates the file private (0600); give it the permissions a plain open() would
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
         os.replace(temporary, target)
     finally:
         if os.path.exists(temporary):

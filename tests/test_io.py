@@ -29,3 +29,15 @@ def test_successful_write_replaces_the_target(tmp_path):
     target = tmp_path / "out"
     atomic_write(target, lambda temporary: open(temporary, "w").write("new"))
     assert target.read_text() == "new" and [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_written_file_gets_the_umask_permissions_not_mkstemps_private_ones(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        target = tmp_path / "out"
+        atomic_write(target, lambda temporary: open(temporary, "w").write("new"))
+    finally:
+        os.umask(old)
+    assert target.stat().st_mode & 0o777 == 0o644

@@ -21,7 +21,7 @@ def run(args, **kwargs):
     return subprocess.run([sys.executable, "-m", "ddpm_lite", *args], capture_output=True, text=True, cwd=ROOT, timeout=300, **kwargs)
 
 
-@pytest.mark.parametrize("command", [[], ["train"], ["sample"]])
+@pytest.mark.parametrize("command", [[], ["train"], ["sample"], ["train-classifier"]])
 def test_help_exits_cleanly(command):
     result = run([*command, "--help"])
     assert result.returncode == 0 and "usage: python -m ddpm_lite" in result.stdout
@@ -34,6 +34,7 @@ def test_help_exits_cleanly(command):
     (["train", "--device", "tpu"], "device must be one of ('auto', 'cpu', 'cuda')"),
     (["train", "--base-channels", "20", "--tiny"], "groups=8 must divide every channel count"),
     (["sample", "/nonexistent/checkpoint"], "needs both checkpoint.safetensors and checkpoint.json"),
+    (["train-classifier", "--epochs", "0"], "argument --epochs: must be a positive integer, got 0"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
 ])
 def test_bad_arguments_exit_2_with_a_message(args, message):
