@@ -38,9 +38,21 @@ class GaussianMixture:
 
     def sample(self, n: int, generator: torch.Generator) -> Tensor:
         """n samples, shape (n, d)."""
+        return self.sample_labelled(n, generator)[0]
+
+    def sample_labelled(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """n samples (n, d) and the component each came from (n,): the class labels of guidance."""
         k = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         z = torch.randn(n, self.dim, generator=generator, dtype=self.means.dtype)
-        return self.means[k] + self.stds[k, None] * z
+        return self.means[k] + self.stds[k, None] * z, k
+
+    def component(self, k: int) -> "GaussianMixture":
+        """Component k alone, as a one-component mixture: the class-conditional law p(x | y = k)."""
+        return GaussianMixture(self.weights.new_ones(1), self.means[k : k + 1], self.stds[k : k + 1])
+
+    def log_posterior(self, x: Tensor) -> Tensor:
+        """log p(y = k | x) for every component k, shape (n, K): the exact Bayes classifier."""
+        return torch.log_softmax(self.component_log_probs(x), dim=1)
 
     def component_log_probs(self, x: Tensor) -> Tensor:
         """log(w_k N(x; m_k, s_k^2 I)) for every component, shape (n, K)."""
@@ -67,6 +79,14 @@ class GaussianMixture:
         return GaussianMixture(
             self.weights, math.sqrt(alpha_bar) * self.means, torch.sqrt(alpha_bar * self.stds**2 + 1 - alpha_bar)
         )
+
+
+    def smoothed(self, sigma: float) -> "GaussianMixture":
+        """The law of x0 + sigma z: each component's variance grows by sigma^2 (variance exploding).
+
+        Book: eq. annealed-step
+        """
+        return GaussianMixture(self.weights, self.means, torch.sqrt(self.stds**2 + sigma**2))
 
 
 def gaussian_mixture_1d(weights, means, stds, dtype=torch.float64) -> GaussianMixture:
@@ -104,21 +124,33 @@ def two_moons(n: int, generator: torch.Generator, noise: float = 0.08) -> Tensor
 
 
 class ToyEpsMLP(torch.nn.Module):
-    """eps_theta for low-dimensional toy data: an MLP on [x_t, sinusoidal embedding of t]."""
+    """eps_theta for low-dimensional toy data: an MLP on [x_t, sinusoidal embedding of t].
 
-    def __init__(self, dim: int = 2, hidden: int = 128, time_features: int = 32, T: int = 1000):
+    With num_classes > 0 it also reads a label y (index num_classes is the "no label" token of
+    classifier-free guidance); with out_dim = K it serves as a noise-conditional classifier.
+    """
+
+    def __init__(self, dim: int = 2, hidden: int = 128, time_features: int = 32, T: int = 1000,
+                 num_classes: int = 0, out_dim: int | None = None):
         super().__init__()
-        self.T = T
+        self.T, self.num_classes = T, num_classes
         frequencies = torch.exp(-math.log(1000.0) * torch.arange(time_features // 2) / (time_features // 2))
         self.register_buffer("frequencies", frequencies)
+        self.label_embedding = torch.nn.Embedding(num_classes + 1, time_features) if num_classes else None
         self.net = torch.nn.Sequential(
             torch.nn.Linear(dim + time_features, hidden), torch.nn.SiLU(),
             torch.nn.Linear(hidden, hidden), torch.nn.SiLU(),
             torch.nn.Linear(hidden, hidden), torch.nn.SiLU(),
-            torch.nn.Linear(hidden, dim),
+            torch.nn.Linear(hidden, out_dim or dim),
         )
 
-    def forward(self, xt: Tensor, t: Tensor) -> Tensor:
+    def forward(self, xt: Tensor, t: Tensor, y: Tensor | None = None) -> Tensor:
         # t / T in [0, 1) times frequencies from 1 to 1/1000 of 1000: resolves single steps near t = 0
         angles = (t.to(xt.dtype) / self.T * 1000.0)[:, None] * self.frequencies[None].to(xt.dtype)
-        return self.net(torch.cat([xt, torch.sin(angles), torch.cos(angles)], dim=1))
+        features = torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
+        if self.label_embedding is not None:
+            y = torch.full_like(t, self.num_classes) if y is None else y
+            features = features + self.label_embedding(y).to(xt.dtype)
+        elif y is not None:
+            raise ValueError("y was given, but this model has num_classes=0")
+        return self.net(torch.cat([xt, features], dim=1))

@@ -20,6 +20,13 @@ from .diffusion import q_sample
 from .schedules import NoiseSchedule, make_betas
 
 
+def png_of(fig: plt.Figure) -> bytes:
+    """The figure as PNG bytes at its own dpi: one frame of a scrubber."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=fig.dpi)
+    return buf.getvalue()
+
+
 def frame_stack(frames: Sequence[bytes], width: str = "100%") -> widgets.Stack:
     return widgets.Stack([widgets.Image(value=f, format="png", layout=widgets.Layout(width=width)) for f in frames], selected_index=0)
 
@@ -92,9 +99,7 @@ def render_forward_frames(x0: Tensor, schedule: NoiseSchedule, steps: Sequence[i
         density, _ = np.histogram(xt.flatten().numpy(), bins=edges, density=True)
         for bar, height in zip(bars, density):
             bar.set_height(height)
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=fig.dpi)
-        frames.append(buf.getvalue())
+        frames.append(png_of(fig))
     plt.close(fig)
     return frames
 

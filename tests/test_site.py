@@ -67,7 +67,7 @@ if missing_prerequisites():
 from playwright.sync_api import Page, sync_playwright  # noqa: E402
 
 CHAPTERS = sorted(p.relative_to(SITE).as_posix() for p in (SITE / "book").glob("*.html"))
-WIDGET_PAGES = ["book/forward_process.html"]
+WIDGET_PAGES = ["book/forward_process.html", "book/guidance.html"]
 FIGURE_PAGE = "book/gaussian_toolkit.html"
 
 
@@ -258,7 +258,7 @@ def test_figures_stay_readable_in_dark_mode(visit):
     import io
 
     gray = Image.open(io.BytesIO(shot)).convert("L")
-    pixels = list(gray.getdata())
+    pixels = list(gray.tobytes())  # mode L: one byte per pixel
     bright = sum(p > 200 for p in pixels) / len(pixels)
     dark = sum(p < 40 for p in pixels) / len(pixels)
     # An opaque white figure: mostly light pixels, with dark ink for axes, text and lines.

@@ -46,3 +46,17 @@ def test_explorer_reports_bad_live_settings_instead_of_raising(explorer):
 def test_frame_steps_cover_both_ends():
     assert frame_steps(1000, 21)[0] == 0 and frame_steps(1000, 21)[-1] == 999
     assert frame_steps(5, 21) == [0, 1, 2, 3, 4]
+
+
+def test_png_of_writes_a_png_of_the_figure_size():
+    import io
+
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from ddpm_lite.widgets import png_of
+
+    fig = plt.figure(figsize=(2, 1), dpi=50)
+    image = Image.open(io.BytesIO(png_of(fig)))
+    plt.close(fig)
+    assert image.format == "PNG" and image.size == (100, 50)
