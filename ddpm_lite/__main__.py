@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--base-channels", type=_positive_int)
     train.add_argument("--channel-mults", type=_mults)
     train.add_argument("--dropout", type=float)
+    train.add_argument("--class-conditional", action="store_true",
+                       help="condition on the digit label, with label dropout, for classifier-free guidance")
+    train.add_argument("--p-uncond", type=float, default=0.1, help="label dropout probability (default 0.1)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(run=run_train, subparser=train)  # errors then show this subcommand's usage
 
@@ -62,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--sampler", choices=("ddim", "ddpm"), default="ddim")
     sample.add_argument("--steps", type=_positive_int, default=50, help="DDIM steps (DDPM always takes T)")
     sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--label", type=int, choices=range(10), metavar="{0..9}",
+                        help="class-conditional checkpoints: sample this digit (classifier-free guidance)")
+    sample.add_argument("--guidance-scale", type=float, default=1.0,
+                        help="with --label: s in eps_uncond + s (eps_cond - eps_uncond); 1 is the conditional model")
     sample.add_argument("--device", default="auto")
     sample.set_defaults(run=run_sample, subparser=sample)
 
@@ -94,10 +101,13 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
 
     try:
         overrides = {k: v for k, v in (("base_channels", args.base_channels), ("channel_mults", args.channel_mults), ("dropout", args.dropout)) if v is not None}
+        if args.class_conditional:
+            overrides["num_classes"] = 10
         unet_config = UNetConfig(**{**(TINY if args.tiny else {}), **overrides})
         config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
                              ema_decay=args.ema_decay, checkpoint_every=args.checkpoint_every, schedule=args.schedule,
-                             seed=args.seed, device=args.device, bf16=not args.no_bf16, compile=args.compile)
+                             seed=args.seed, device=args.device, bf16=not args.no_bf16, compile=args.compile,
+                             p_uncond=args.p_uncond)
         device = resolve_device(config.device)
     except ValueError as err:
         parser.error(str(err))
@@ -106,8 +116,9 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
               "--tiny trains a small model in minutes.", file=sys.stderr)
     mnist = _load_split(args, parser, "train")
     images = mnist.images[: args.images] if args.images else mnist.images
+    labels = mnist.labels[: len(images)] if args.class_conditional else None
     result = train(unet_config, config, to_model_range(images), args.out, resume=not args.no_resume,
-                   progress=not args.quiet, data_note=f"MNIST train, {len(images)} images from {mnist.source}")
+                   progress=not args.quiet, data_note=f"MNIST train, {len(images)} images from {mnist.source}", labels=labels)
     print(f"final loss {result.losses[-1]:.4f}; checkpoint {result.checkpoint}")
 
 
@@ -116,6 +127,7 @@ def run_sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Non
 
     from .checkpoint import CheckpointError, latest_checkpoint
     from .data import to_pixels
+    from .guidance import classifier_free_guidance
     from .sampling import ddim_trajectory, ddpm_trajectory, final_sample
     from .schedules import NoiseSchedule, make_betas
     from .train import load_model, resolve_device
@@ -130,11 +142,19 @@ def run_sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Non
         parser.error(str(err))
     config = json.loads(Path(stem).with_suffix(".json").read_text())["train_config"]
     schedule = NoiseSchedule(make_betas(config["schedule"], config["T"])).to(device, torch.float32)
+    eps_model = model
+    if args.label is not None:
+        if model.config.num_classes is None:
+            parser.error("--label needs a class-conditional checkpoint (trained with --class-conditional)")
+        if not args.guidance_scale >= 0:
+            parser.error(f"--guidance-scale must be >= 0, got {args.guidance_scale}")
+        labels = torch.full((args.n,), args.label, dtype=torch.long, device=device)
+        eps_model = classifier_free_guidance(model, labels, model.config.num_classes, args.guidance_scale)
     g = torch.Generator(device).manual_seed(args.seed)
     shape = (args.n, model.config.in_channels, model.config.image_size, model.config.image_size)
     with torch.no_grad():
-        trajectory = ddim_trajectory(model, schedule, shape, g, args.steps, device=device) if args.sampler == "ddim" \
-            else ddpm_trajectory(model, schedule, shape, g, device=device)
+        trajectory = ddim_trajectory(eps_model, schedule, shape, g, args.steps, device=device) if args.sampler == "ddim" \
+            else ddpm_trajectory(eps_model, schedule, shape, g, device=device)
         pixels = to_pixels(final_sample(trajectory).cpu())[:, 0]
     cols = int(args.n**0.5 + 0.999)
     grid = torch.zeros(cols * ((args.n + cols - 1) // cols), *pixels.shape[1:], dtype=torch.uint8)

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from . import __version__
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .diffusion import loss_simple, q_sample
+from .guidance import drop_labels
 from .schedules import SCHEDULE_KINDS, NoiseSchedule, make_betas
 from .unet import UNet, UNetConfig
 
@@ -59,6 +60,7 @@ class TrainConfig:
     bf16: bool = True  # autocast on CUDA only
     channels_last: bool = True  # CUDA only
     compile: bool = False  # torch.compile the model (CUDA)
+    p_uncond: float = 0.1  # class-conditional models only: the label dropout of classifier-free guidance
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "checkpoint_every", "T"):
@@ -72,6 +74,8 @@ class TrainConfig:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.schedule not in SCHEDULE_KINDS:
             raise ValueError(f"schedule must be one of {SCHEDULE_KINDS}, got {self.schedule!r}")
+        if not 0.0 <= self.p_uncond <= 1.0:
+            raise ValueError(f"p_uncond must be in [0, 1], got {self.p_uncond}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be one of ('auto', 'cpu', 'cuda'), got {self.device!r}")
 
@@ -115,17 +119,27 @@ def _unflatten_optimizer(tensors: dict[str, Tensor], param_groups: list) -> dict
 
 def train(
     unet_config: UNetConfig, config: TrainConfig, images: Tensor, out_dir: str | Path,
-    resume: bool = True, progress: bool = True, data_note: str = "",
+    resume: bool = True, progress: bool = True, data_note: str = "", labels: Tensor | None = None,
 ) -> TrainResult:
     """Train eps_theta on images (N, C, H, W) in [-1, 1]; checkpoints go to out_dir.
 
+    A class-conditional U-Net (unet_config.num_classes set) also needs labels (N,); each is
+    replaced by the "no label" token with probability config.p_uncond, so the one network
+    learns eps(x_t, t, y) and eps(x_t, t) for classifier-free guidance.
     With resume=True, continues from the newest complete checkpoint in out_dir.
     """
+    conditional = unet_config.num_classes is not None
+    if conditional and (labels is None or labels.shape != images.shape[:1]):
+        raise ValueError(f"a class-conditional U-Net needs labels of shape ({images.shape[0]},), got "
+                         f"{None if labels is None else tuple(labels.shape)}")
+    if not conditional and labels is not None:
+        raise ValueError("labels were given, but unet_config.num_classes is None")
     out_dir = Path(out_dir)
     device = resolve_device(config.device)
     on_cuda = device.type == "cuda"
     memory_format = torch.channels_last if on_cuda and config.channels_last else torch.contiguous_format
     data = images.to(device).contiguous(memory_format=memory_format)  # the whole dataset stays on the device
+    data_labels = labels.to(device) if conditional else None
     schedule = NoiseSchedule(make_betas(config.schedule, config.T)).to(device, torch.float32)
 
     torch.manual_seed(config.seed)  # initial weights; dropout also draws from this global generator
@@ -159,9 +173,13 @@ def train(
     checkpoint = stem
     bar = tqdm(range(start, config.steps), initial=start, total=config.steps, disable=not progress, unit="step")
     for step in bar:
-        x0 = data[torch.randint(0, data.shape[0], (config.batch_size,), generator=generator, device=device)]
+        batch = torch.randint(0, data.shape[0], (config.batch_size,), generator=generator, device=device)
+        eps_model = step_fn
+        if conditional:
+            y = drop_labels(data_labels[batch], config.p_uncond, unet_config.num_classes, generator)
+            eps_model = lambda xt, t: step_fn(xt, t, y)  # noqa: E731
         with autocast:
-            loss = training_loss(step_fn, schedule, x0, generator)
+            loss = training_loss(eps_model, schedule, data[batch], generator)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)

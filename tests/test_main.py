@@ -35,6 +35,7 @@ def test_help_exits_cleanly(command):
     (["train", "--base-channels", "20", "--tiny"], "groups=8 must divide every channel count"),
     (["sample", "/nonexistent/checkpoint"], "needs both checkpoint.safetensors and checkpoint.json"),
     (["train-classifier", "--epochs", "0"], "argument --epochs: must be a positive integer, got 0"),
+    (["sample", "/nonexistent/checkpoint", "--label", "10"], "argument --label: invalid choice: 10"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
 ])
 def test_bad_arguments_exit_2_with_a_message(args, message):
@@ -70,3 +71,20 @@ def test_train_then_sample_writes_a_png(tmp_path):
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "grid.png").read_bytes()[:4] == b"\x89PNG"
     assert json.loads((tmp_path / "checkpoint-0000002.json").read_text())["step"] == 2
+
+
+def test_class_conditional_train_then_guided_sample(tmp_path):
+    trained = subprocess.run([*TRAIN, "--class-conditional", "--steps", "2", "--checkpoint-every", "2", "--out", str(tmp_path)],
+                             cwd=ROOT, timeout=300, capture_output=True, text=True)
+    assert trained.returncode == 0, trained.stderr
+    result = run(["sample", str(tmp_path), "--n", "4", "--steps", "3", "--label", "7", "--guidance-scale", "3",
+                  "--out", str(tmp_path / "sevens.png"), "--device", "cpu"])
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "sevens.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_label_on_an_unconditional_checkpoint_is_an_error(tmp_path):
+    assert subprocess.run([*TRAIN, "--steps", "2", "--checkpoint-every", "2", "--out", str(tmp_path)], cwd=ROOT, timeout=300,
+                          capture_output=True).returncode == 0
+    result = run(["sample", str(tmp_path), "--label", "3", "--device", "cpu"])
+    assert result.returncode == 2 and "--label needs a class-conditional checkpoint" in result.stderr

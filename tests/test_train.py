@@ -102,7 +102,56 @@ def test_load_model_gives_the_ema_weights(tmp_path, images):
     ({"schedule": "exp"}, r"schedule must be one of"),
     ({"device": "tpu"}, r"device must be one of \('auto', 'cpu', 'cuda'\)"),
     ({"warmup_steps": -1}, r"warmup_steps must be >= 0"),
+    ({"p_uncond": 1.5}, r"p_uncond must be in \[0, 1\]"),
 ])
 def test_bad_train_config_is_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**kwargs)
+
+
+# --- class-conditional training (classifier-free guidance) ------------------------------------
+
+TINY_CONDITIONAL = UNetConfig(base_channels=16, channel_mults=(1, 2), num_res_blocks=1, attention_resolutions=(14,),
+                              groups=8, num_classes=10)
+
+
+@pytest.fixture(scope="module")
+def labels():
+    return load_mnist("train").labels[:256]
+
+
+def test_conditional_run_resumes_exactly_and_records_the_label_dropout(tmp_path, images, labels):
+    unbroken = train(TINY_CONDITIONAL, tiny_config(4, p_uncond=0.3), images, tmp_path / "a", progress=False, labels=labels)
+    train(TINY_CONDITIONAL, tiny_config(2, p_uncond=0.3), images, tmp_path / "b", progress=False, labels=labels)
+    resumed = train(TINY_CONDITIONAL, tiny_config(4, p_uncond=0.3), images, tmp_path / "b", progress=False, labels=labels)
+    assert resumed.losses == unbroken.losses
+    info = json.loads(unbroken.checkpoint.with_suffix(".json").read_text())
+    assert info["unet_config"]["num_classes"] == 10 and info["train_config"]["p_uncond"] == 0.3
+    assert load_model(unbroken.checkpoint).class_emb.num_embeddings == 11  # ten digits and the "no label" token
+
+
+def test_conditional_training_uses_the_labels(tmp_path, images, labels):
+    # Same seed, same batches, t and eps; only the labels differ, so the losses must differ.
+    config = tiny_config(3, p_uncond=0.0)
+    a = train(TINY_CONDITIONAL, config, images, tmp_path / "a", progress=False, labels=labels)
+    b = train(TINY_CONDITIONAL, config, images, tmp_path / "b", progress=False, labels=(labels + 1) % 10)
+    # The zero-initialized output convolutions block the label's path for two steps (the output, then the
+    # residual branches, must first move away from zero); from the third step on the labels matter.
+    assert a.losses[:2] == b.losses[:2] and a.losses[2] != b.losses[2]
+
+
+def test_conditional_unet_needs_labels(tmp_path, images):
+    with pytest.raises(ValueError, match=r"a class-conditional U-Net needs labels of shape \(256,\)"):
+        train(TINY_CONDITIONAL, tiny_config(1), images, tmp_path, progress=False)
+
+
+def test_unconditional_unet_rejects_labels(tmp_path, images, labels):
+    with pytest.raises(ValueError, match="labels were given, but unet_config.num_classes is None"):
+        train(TINY_UNET, tiny_config(1), images, tmp_path, progress=False, labels=labels)
+
+
+def test_full_label_dropout_makes_the_labels_irrelevant(tmp_path, images, labels):
+    config = tiny_config(3, p_uncond=1.0)  # every label becomes the "no label" token
+    a = train(TINY_CONDITIONAL, config, images, tmp_path / "a", progress=False, labels=labels)
+    b = train(TINY_CONDITIONAL, config, images, tmp_path / "b", progress=False, labels=(labels + 1) % 10)
+    assert a.losses == b.losses
