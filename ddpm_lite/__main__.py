@@ -80,6 +80,18 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--epochs", type=_positive_int, default=6)
     classify.add_argument("--seed", type=int, default=0)
     classify.set_defaults(run=run_train_classifier, subparser=classify)
+
+    noisy = commands.add_parser("train-noisy-classifier", help="train p_phi(y | x_t, t), the classifier of classifier guidance")
+    noisy.add_argument("--out", type=Path, default=Path("runs/noisy_classifier"),
+                       help="checkpoint path without suffix (default: runs/noisy_classifier)")
+    noisy.add_argument("--data-dir", type=Path, default=DEFAULT_DATA, help="MNIST IDX files, as for train")
+    noisy.add_argument("--no-download", action="store_true", help="never download; use the shipped subset if files are missing")
+    noisy.add_argument("--steps", type=_positive_int, default=3000)
+    noisy.add_argument("--batch-size", type=_positive_int, default=256)
+    noisy.add_argument("--schedule", default="linear", help="the forward process of the model it will guide")
+    noisy.add_argument("--seed", type=int, default=0)
+    noisy.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    noisy.set_defaults(run=run_train_noisy_classifier, subparser=noisy)
     return parser
 
 
@@ -185,6 +197,34 @@ def run_train_classifier(args: argparse.Namespace, parser: argparse.ArgumentPars
     }
     weights = save_classifier(args.out, result.model, info)
     print(f"test accuracy {test_accuracy:.2%} on {len(test_set.labels)} images; trained in {result.seconds:.0f} s; wrote {weights}")
+
+
+def run_train_noisy_classifier(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    from .data import to_model_range
+    from .noisy_classifier import NoisyClassifierConfig, accuracy_at, save_noisy_classifier, train_noisy_classifier
+    from .train import resolve_device
+
+    try:
+        config = NoisyClassifierConfig(schedule=args.schedule)
+        device = resolve_device(args.device)
+    except ValueError as err:
+        parser.error(str(err))
+    train_set, test_set = _load_split(args, parser, "train"), _load_split(args, parser, "test")
+    result = train_noisy_classifier(config, to_model_range(train_set.images), train_set.labels, steps=args.steps,
+                                    batch_size=args.batch_size, seed=args.seed, device=device)
+    g = torch.Generator(device).manual_seed(args.seed)
+    test_images, test_labels = to_model_range(test_set.images).to(device), test_set.labels.to(device)
+    accuracy = {str(t): accuracy_at(result.model, test_images, test_labels, t, g) for t in (0, 250, 500, 750, 999)}
+    info = {
+        "data": {"train": f"{len(train_set.labels)} images from {train_set.source}",
+                 "test": f"{len(test_set.labels)} images from {test_set.source}"},
+        "metrics": {"test_accuracy_at_t": accuracy, "final_loss_mean_last_100": sum(result.losses[-100:]) / len(result.losses[-100:])},
+        "steps": args.steps, "batch_size": args.batch_size, "wall_seconds": round(result.seconds, 1),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
+        "command": "python -m ddpm_lite " + " ".join(sys.argv[1:]), "torch": torch.__version__,
+    }
+    weights = save_noisy_classifier(args.out, result.model, info)
+    print(f"test accuracy by t: {accuracy}; trained in {result.seconds:.0f} s; wrote {weights}")
 
 
 def main(argv: list[str] | None = None) -> None:

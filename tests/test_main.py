@@ -21,7 +21,7 @@ def run(args, **kwargs):
     return subprocess.run([sys.executable, "-m", "ddpm_lite", *args], capture_output=True, text=True, cwd=ROOT, timeout=300, **kwargs)
 
 
-@pytest.mark.parametrize("command", [[], ["train"], ["sample"], ["train-classifier"]])
+@pytest.mark.parametrize("command", [[], ["train"], ["sample"], ["train-classifier"], ["train-noisy-classifier"]])
 def test_help_exits_cleanly(command):
     result = run([*command, "--help"])
     assert result.returncode == 0 and "usage: python -m ddpm_lite" in result.stdout
@@ -36,6 +36,8 @@ def test_help_exits_cleanly(command):
     (["sample", "/nonexistent/checkpoint"], "needs both checkpoint.safetensors and checkpoint.json"),
     (["train-classifier", "--epochs", "0"], "argument --epochs: must be a positive integer, got 0"),
     (["sample", "/nonexistent/checkpoint", "--label", "10"], "argument --label: invalid choice: 10"),
+    (["train-noisy-classifier", "--schedule", "exp"], "schedule must be one of ('linear', 'cosine', 'quadratic', 'sigmoid')"),
+    (["train-noisy-classifier", "--batch-size", "0"], "argument --batch-size: must be a positive integer, got 0"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
 ])
 def test_bad_arguments_exit_2_with_a_message(args, message):
@@ -88,3 +90,11 @@ def test_label_on_an_unconditional_checkpoint_is_an_error(tmp_path):
                           capture_output=True).returncode == 0
     result = run(["sample", str(tmp_path), "--label", "3", "--device", "cpu"])
     assert result.returncode == 2 and "--label needs a class-conditional checkpoint" in result.stderr
+
+
+def test_train_noisy_classifier_writes_a_checkpoint_with_accuracy_by_t(tmp_path):
+    result = run(["train-noisy-classifier", "--steps", "3", "--batch-size", "8", "--data-dir", str(SUBSET_DIR), "--no-download",
+                  "--device", "cpu", "--out", str(tmp_path / "noisy")])
+    assert result.returncode == 0, result.stderr
+    info = json.loads((tmp_path / "noisy.json").read_text())
+    assert set(info["metrics"]["test_accuracy_at_t"]) == {"0", "250", "500", "750", "999"} and info["steps"] == 3
