@@ -110,9 +110,24 @@ def ddpm_trajectory(
     Book: eq. ancestral-step
     """
     v.choice("variance", variance, VARIANCES)
-    xt = _initial_noise(shape, generator, device, dtype)
-    yield SamplerState(schedule.T - 1, xt, None)
-    for t in reversed(range(schedule.T)):
+    yield from ddpm_trajectory_from(eps_model, schedule, _initial_noise(shape, generator, device, dtype),
+                                    schedule.T - 1, generator, variance)
+
+
+def ddpm_trajectory_from(
+    eps_model: EpsModel, schedule: NoiseSchedule, xt: Tensor, t_start: int, generator: torch.Generator,
+    variance: str = "beta_tilde",
+) -> Iterator[SamplerState]:
+    """Yield xt (at code index t_start), then every state of the ancestral sampler down to the sample.
+
+    Starting below T - 1 denoises a partly noised input, e.g. q_sample(x0, t_start) for interpolation.
+    """
+    v.check_tensor("xt", xt)
+    v.choice("variance", variance, VARIANCES)
+    if isinstance(t_start, bool) or not isinstance(t_start, int) or not 0 <= t_start < schedule.T:
+        raise ValueError(f"t_start must be an int in [0, {schedule.T - 1}] (T={schedule.T}), got {t_start!r}")
+    yield SamplerState(t_start, xt, None)
+    for t in reversed(range(t_start + 1)):
         t_batch = torch.full((xt.shape[0],), t, dtype=torch.long, device=xt.device)
         noise = torch.randn(xt.shape, generator=generator, device=xt.device, dtype=xt.dtype)
         xt, x0_pred = ddpm_step(schedule, xt, t_batch, eps_model(xt, t_batch), noise, variance)

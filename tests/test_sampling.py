@@ -216,3 +216,32 @@ def test_sampler_rejects_empty_shape(schedule):
 def test_final_sample_of_an_empty_trajectory_is_an_error():
     with pytest.raises(ValueError, match="trajectory yielded no state"):
         final_sample(iter([]))
+
+
+def test_trajectory_from_the_top_repeats_the_full_ancestral_trajectory():
+    from ddpm_lite.sampling import ddpm_trajectory_from
+
+    schedule = NoiseSchedule(make_betas("linear", 30)).to(dtype=torch.float64)
+    model = lambda xt, t: 0.1 * xt  # noqa: E731
+    full = list(ddpm_trajectory(model, schedule, (4, 2), torch.Generator().manual_seed(3), dtype=torch.float64))
+    g = torch.Generator().manual_seed(3)
+    x_T = torch.randn(4, 2, generator=g, dtype=torch.float64)
+    resumed = list(ddpm_trajectory_from(model, schedule, x_T, 29, g))
+    assert [s.t for s in resumed] == [s.t for s in full] and all(torch.equal(a.xt, b.xt) for a, b in zip(full, resumed))
+
+
+def test_trajectory_from_a_middle_step_takes_t_start_plus_one_steps():
+    from ddpm_lite.sampling import ddpm_trajectory_from
+
+    schedule = NoiseSchedule(make_betas("linear", 30))
+    states = list(ddpm_trajectory_from(lambda xt, t: torch.zeros_like(xt), schedule, torch.zeros(2, 3), 9, torch.Generator()))
+    assert [s.t for s in states] == list(range(9, -2, -1))
+
+
+@pytest.mark.parametrize("t_start", [-1, 30, 2.0])
+def test_trajectory_from_rejects_a_start_outside_the_schedule(t_start):
+    from ddpm_lite.sampling import ddpm_trajectory_from
+
+    schedule = NoiseSchedule(make_betas("linear", 30))
+    with pytest.raises(ValueError, match=r"t_start must be an int in \[0, 29\]"):
+        next(ddpm_trajectory_from(lambda xt, t: xt, schedule, torch.zeros(2, 3), t_start, torch.Generator()))
