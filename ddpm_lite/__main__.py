@@ -27,14 +27,18 @@ def _mults(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"must be comma-separated ints like 1,2,2, got {text!r}") from None
 
 
+def _add_data_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--data-dir", type=Path, default=DEFAULT_DATA, help=f"MNIST IDX files (default: $DDPM_LITE_MNIST_DIR or {DEFAULT_DATA})")
+    command.add_argument("--no-download", action="store_true", help="never download; use the shipped subset if files are missing")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ddpm_lite", description="Train and sample the book's MNIST diffusion model.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train eps_theta on MNIST (resumes from --out by default)")
     train.add_argument("--out", type=Path, default=Path("runs/mnist"), help="checkpoint directory (default: runs/mnist)")
-    train.add_argument("--data-dir", type=Path, default=DEFAULT_DATA, help=f"MNIST IDX files (default: $DDPM_LITE_MNIST_DIR or {DEFAULT_DATA})")
-    train.add_argument("--no-download", action="store_true", help="never download; use the shipped subset if files are missing")
+    _add_data_arguments(train)
     train.add_argument("--images", type=_positive_int, help="use only the first N training images")
     train.add_argument("--tiny", action="store_true", help="a small U-Net that trains on a CPU in minutes")
     train.add_argument("--steps", type=_positive_int, default=20_000)
@@ -75,8 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     classify = commands.add_parser("train-classifier", help="train the MNIST classifier behind FD-MNIST and MNIST-IS")
     classify.add_argument("--out", type=Path, default=Path("runs/mnist_classifier"),
                           help="checkpoint path without suffix (default: runs/mnist_classifier)")
-    classify.add_argument("--data-dir", type=Path, default=DEFAULT_DATA, help="MNIST IDX files, as for train")
-    classify.add_argument("--no-download", action="store_true", help="never download; use the shipped subset if files are missing")
+    _add_data_arguments(classify)
     classify.add_argument("--epochs", type=_positive_int, default=6)
     classify.add_argument("--seed", type=int, default=0)
     classify.set_defaults(run=run_train_classifier, subparser=classify)
@@ -84,8 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     noisy = commands.add_parser("train-noisy-classifier", help="train p_phi(y | x_t, t), the classifier of classifier guidance")
     noisy.add_argument("--out", type=Path, default=Path("runs/noisy_classifier"),
                        help="checkpoint path without suffix (default: runs/noisy_classifier)")
-    noisy.add_argument("--data-dir", type=Path, default=DEFAULT_DATA, help="MNIST IDX files, as for train")
-    noisy.add_argument("--no-download", action="store_true", help="never download; use the shipped subset if files are missing")
+    _add_data_arguments(noisy)
     noisy.add_argument("--steps", type=_positive_int, default=3000)
     noisy.add_argument("--batch-size", type=_positive_int, default=256)
     noisy.add_argument("--schedule", default="linear", help="the forward process of the model it will guide")

@@ -51,6 +51,11 @@ def load_checkpoint(path_stem: Path, device: str | torch.device = "cpu") -> tupl
     return load_file(weights, device=str(device)), info
 
 
+def config_from_json(config_cls: type, values: dict[str, Any]) -> Any:
+    """A frozen config dataclass from its JSON form in a sidecar (JSON has no tuples: lists become tuples)."""
+    return config_cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
 def latest_checkpoint(directory: Path, prefix: str = "checkpoint-") -> Path | None:
     """The stem of the highest-step complete checkpoint in directory, or None."""
     stems = sorted(p.with_suffix("") for p in Path(directory).glob(f"{prefix}*.json") if p.with_suffix(".safetensors").is_file())

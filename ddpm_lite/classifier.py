@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import config_from_json, load_checkpoint, save_checkpoint
 
 SHIPPED = Path(__file__).with_name("weights") / "mnist_classifier"
 
@@ -142,7 +142,6 @@ def save_classifier(path_stem: str | Path, model: MNISTClassifier, info: dict) -
 def load_classifier(path_stem: str | Path = SHIPPED, device: str | torch.device = "cpu") -> MNISTClassifier:
     """The classifier from a checkpoint (the shipped one by default), SHA-256 checked, in eval mode."""
     tensors, info = load_checkpoint(Path(path_stem), device)
-    config = ClassifierConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in info["classifier_config"].items()})
-    model = MNISTClassifier(config).to(device)
+    model = MNISTClassifier(config_from_json(ClassifierConfig, info["classifier_config"])).to(device)
     model.load_state_dict(tensors)
     return model.eval()

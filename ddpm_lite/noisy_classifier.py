@@ -3,7 +3,7 @@
 An ordinary classifier has never seen x_t at large t, so its gradient there is noise. This one
 is trained on q_sample(x0, t, eps) at uniformly random t, with the time step fed in the same
 way the U-Net reads it: a sinusoidal embedding, projected and added inside every block.
-`python -m ddpm_lite train-noisy-classifier` trains it (about a minute on a GPU).
+`python -m ddpm_lite train-noisy-classifier` trains it; the weights in `weights/` ship with the package.
 """
 from __future__ import annotations
 
@@ -16,10 +16,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import config_from_json, load_checkpoint, save_checkpoint
 from .diffusion import q_sample
 from .schedules import SCHEDULE_KINDS, NoiseSchedule, make_betas
 from .unet import timestep_embedding
+
+SHIPPED = Path(__file__).with_name("weights") / "mnist_noisy_classifier"
 
 
 @dataclass(frozen=True)
@@ -136,10 +138,9 @@ def save_noisy_classifier(path_stem: str | Path, model: NoisyClassifier, info: d
     return save_checkpoint(Path(path_stem), model.state_dict(), {"noisy_classifier_config": asdict(model.config), **info})
 
 
-def load_noisy_classifier(path_stem: str | Path, device: str | torch.device = "cpu") -> NoisyClassifier:
-    """The classifier from a checkpoint, SHA-256 checked, in eval mode."""
+def load_noisy_classifier(path_stem: str | Path = SHIPPED, device: str | torch.device = "cpu") -> NoisyClassifier:
+    """The classifier from a checkpoint (the shipped one by default), SHA-256 checked, in eval mode."""
     tensors, info = load_checkpoint(Path(path_stem), device)
-    config = NoisyClassifierConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in info["noisy_classifier_config"].items()})
-    model = NoisyClassifier(config).to(device)
+    model = NoisyClassifier(config_from_json(NoisyClassifierConfig, info["noisy_classifier_config"])).to(device)
     model.load_state_dict({k: v.float() for k, v in tensors.items()})
     return model.eval()

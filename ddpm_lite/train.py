@@ -21,7 +21,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from . import __version__
-from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import config_from_json, latest_checkpoint, load_checkpoint, save_checkpoint
 from .diffusion import loss_simple, q_sample
 from .guidance import drop_labels
 from .schedules import SCHEDULE_KINDS, NoiseSchedule, make_betas
@@ -234,9 +234,7 @@ def _save(out_dir, step, model, ema, optimizer, lr_schedule, generator, device, 
 def load_model(path_stem: str | Path, use_ema: bool = True, device: str | torch.device = "cpu") -> UNet:
     """A U-Net from a checkpoint (EMA weights by default), checksum verified, in eval mode."""
     tensors, info = load_checkpoint(Path(path_stem), device)
-    config = info["unet_config"]
-    config = UNetConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items()})
-    model = UNet(config).to(device)
+    model = UNet(config_from_json(UNetConfig, info["unet_config"])).to(device)
     prefix = "ema." if use_ema else "model."
     model.load_state_dict({k[len(prefix):]: v.float() for k, v in tensors.items() if k.startswith(prefix)})
     return model.eval()
