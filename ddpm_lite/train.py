@@ -187,7 +187,7 @@ def train(
         lr_schedule.step()
         with torch.no_grad():
             torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1 - config.ema_decay)
-        pending.append(loss.detach())
+        pending.append(loss.detach().clone())  # clone: see train_noisy_classifier
         done = step + 1
         if done % config.checkpoint_every == 0 or done == config.steps:
             losses.extend(torch.stack(pending).float().cpu().tolist())

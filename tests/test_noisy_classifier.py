@@ -77,3 +77,17 @@ def test_bad_config_is_rejected(kwargs, message):
 def test_training_rejects_mismatched_labels():
     with pytest.raises(ValueError, match=r"labels must have shape \(4,\)"):
         train_noisy_classifier(SMALL, torch.zeros(4, 1, 28, 28), torch.zeros(3, dtype=torch.long))
+
+
+def test_shipped_weights_load_and_classify_clean_and_noisy_digits(test_set):
+    import json
+
+    from ddpm_lite.noisy_classifier import SHIPPED
+
+    model = load_noisy_classifier()
+    info = json.loads(SHIPPED.with_suffix(".json").read_text())
+    assert info["data"]["train"].startswith("60000 images") and info["metrics"]["test_accuracy_at_t"]["0"] > 0.98
+    g = torch.Generator().manual_seed(1)
+    # The sidecar records 0.991 (t = 0) and 0.974 (t = 250) on the 10,000 test images; these 1,000 are among them
+    # (SE ~0.005 at these rates), so 0.95 leaves room only for sampling noise in the noise draw.
+    assert accuracy_at(model, *test_set, 0, g) > 0.95 and accuracy_at(model, *test_set, 250, g) > 0.95
