@@ -32,6 +32,16 @@ def _add_data_arguments(command: argparse.ArgumentParser) -> None:
     command.add_argument("--no-download", action="store_true", help="never download; use the shipped subset if files are missing")
 
 
+def _classifier_command(commands, name: str, help: str, default_out: str, run) -> argparse.ArgumentParser:
+    """A subcommand that trains a classifier checkpoint: --out, the data arguments and --seed."""
+    command = commands.add_parser(name, help=help)
+    command.add_argument("--out", type=Path, default=Path(default_out), help=f"checkpoint path without suffix (default: {default_out})")
+    _add_data_arguments(command)
+    command.add_argument("--seed", type=int, default=0)
+    command.set_defaults(run=run, subparser=command)
+    return command
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ddpm_lite", description="Train and sample the book's MNIST diffusion model.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -76,24 +86,16 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--device", default="auto")
     sample.set_defaults(run=run_sample, subparser=sample)
 
-    classify = commands.add_parser("train-classifier", help="train the MNIST classifier behind FD-MNIST and MNIST-IS")
-    classify.add_argument("--out", type=Path, default=Path("runs/mnist_classifier"),
-                          help="checkpoint path without suffix (default: runs/mnist_classifier)")
-    _add_data_arguments(classify)
+    classify = _classifier_command(commands, "train-classifier", "train the MNIST classifier behind FD-MNIST and MNIST-IS",
+                                   "runs/mnist_classifier", run_train_classifier)
     classify.add_argument("--epochs", type=_positive_int, default=6)
-    classify.add_argument("--seed", type=int, default=0)
-    classify.set_defaults(run=run_train_classifier, subparser=classify)
 
-    noisy = commands.add_parser("train-noisy-classifier", help="train p_phi(y | x_t, t), the classifier of classifier guidance")
-    noisy.add_argument("--out", type=Path, default=Path("runs/noisy_classifier"),
-                       help="checkpoint path without suffix (default: runs/noisy_classifier)")
-    _add_data_arguments(noisy)
+    noisy = _classifier_command(commands, "train-noisy-classifier", "train p_phi(y | x_t, t), the classifier of classifier guidance",
+                                "runs/noisy_classifier", run_train_noisy_classifier)
     noisy.add_argument("--steps", type=_positive_int, default=3000)
     noisy.add_argument("--batch-size", type=_positive_int, default=256)
     noisy.add_argument("--schedule", default="linear", help="the forward process of the model it will guide")
-    noisy.add_argument("--seed", type=int, default=0)
     noisy.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    noisy.set_defaults(run=run_train_noisy_classifier, subparser=noisy)
     return parser
 
 
@@ -179,10 +181,9 @@ def run_sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Non
 
 
 def run_train_classifier(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    import platform
-
     from .classifier import ClassifierConfig, accuracy, save_classifier, train_classifier
     from .data import to_model_range
+    from .train import describe_device
 
     config = ClassifierConfig(epochs=args.epochs, seed=args.seed)
     train_set, test_set = _load_split(args, parser, "train"), _load_split(args, parser, "test")
@@ -193,7 +194,7 @@ def run_train_classifier(args: argparse.Namespace, parser: argparse.ArgumentPars
                  "test": f"{len(test_set.labels)} images from {test_set.source}"},
         "metrics": {"test_accuracy": test_accuracy, "final_loss_mean_last_100": sum(result.losses[-100:]) / 100},
         "wall_seconds": round(result.seconds, 1),
-        "device": f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
+        "device": describe_device(torch.device("cpu")),
         "command": "python -m ddpm_lite " + " ".join(sys.argv[1:]),
         "torch": torch.__version__,
     }
@@ -204,7 +205,7 @@ def run_train_classifier(args: argparse.Namespace, parser: argparse.ArgumentPars
 def run_train_noisy_classifier(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     from .data import to_model_range
     from .noisy_classifier import NoisyClassifierConfig, accuracy_at, save_noisy_classifier, train_noisy_classifier
-    from .train import resolve_device
+    from .train import describe_device, resolve_device
 
     try:
         config = NoisyClassifierConfig(schedule=args.schedule)
@@ -222,7 +223,7 @@ def run_train_noisy_classifier(args: argparse.Namespace, parser: argparse.Argume
                  "test": f"{len(test_set.labels)} images from {test_set.source}"},
         "metrics": {"test_accuracy_at_t": accuracy, "final_loss_mean_last_100": sum(result.losses[-100:]) / len(result.losses[-100:])},
         "steps": args.steps, "batch_size": args.batch_size, "wall_seconds": round(result.seconds, 1),
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
+        "device": describe_device(device),
         "command": "python -m ddpm_lite " + " ".join(sys.argv[1:]), "torch": torch.__version__,
     }
     weights = save_noisy_classifier(args.out, result.model, info)

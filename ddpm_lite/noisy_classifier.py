@@ -110,9 +110,10 @@ def train_noisy_classifier(
     for _ in range(steps):
         batch = torch.randint(0, data.shape[0], (batch_size,), generator=generator, device=device)
         t = torch.randint(0, config.T, (batch_size,), generator=generator, device=device)
-        eps = torch.randn(data[batch].shape, generator=generator, device=device)
+        x0 = data[batch]
+        eps = torch.randn(x0.shape, generator=generator, device=device)
         with autocast:
-            loss = F.cross_entropy(model(q_sample(schedule, data[batch], t, eps), t), targets[batch])
+            loss = F.cross_entropy(model(q_sample(schedule, x0, t, eps), t), targets[batch])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -94,6 +94,13 @@ def resolve_device(name: str) -> torch.device:
     return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else ("cpu" if name == "auto" else name))
 
 
+def describe_device(device: torch.device) -> str:
+    """The device as a sidecar records it: the GPU's name, or the CPU and its thread count."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
 def _code_version() -> str:
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
@@ -219,7 +226,7 @@ def _save(out_dir, step, model, ema, optimizer, lr_schedule, generator, device, 
         "train_config": asdict(config),
         "data": {"images": n_images, "note": data_note},
         "wall_seconds_this_run": round(elapsed, 2),
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
+        "device": describe_device(device),
         "metrics": {"loss_mean_last_100": sum(recent) / len(recent)},
         "code_version": _code_version(),
         "torch": torch.__version__,
