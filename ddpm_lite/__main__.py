@@ -10,7 +10,6 @@ from pathlib import Path
 import torch
 
 DEFAULT_DATA = Path(os.environ.get("DDPM_LITE_MNIST_DIR", Path.home() / ".cache" / "ddpm_lite" / "mnist"))
-TINY = {"base_channels": 16, "channel_mults": (1, 2), "num_res_blocks": 1, "attention_resolutions": (14,), "groups": 8}
 
 
 def _positive_int(text: str) -> int:
@@ -50,17 +49,20 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, default=Path("runs/mnist"), help="checkpoint directory (default: runs/mnist)")
     _add_data_arguments(train)
     train.add_argument("--images", type=_positive_int, help="use only the first N training images")
-    train.add_argument("--tiny", action="store_true", help="a small U-Net that trains on a CPU in minutes")
-    train.add_argument("--steps", type=_positive_int, default=20_000)
-    train.add_argument("--batch-size", type=_positive_int, default=128)
-    train.add_argument("--lr", type=float, default=2e-4)
-    train.add_argument("--warmup-steps", type=int, default=500)
-    train.add_argument("--ema-decay", type=float, default=0.9995)
-    train.add_argument("--checkpoint-every", type=_positive_int, default=2_000)
-    train.add_argument("--schedule", default="linear")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    train.add_argument("--no-bf16", action="store_true", help="train in float32 on CUDA")
+    train.add_argument("--preset", default="cpu", help="tiny, cpu or gpu: the model and recipe (default cpu); "
+                       "the flags below override single settings")
+    train.add_argument("--steps", type=_positive_int)
+    train.add_argument("--batch-size", type=_positive_int)
+    train.add_argument("--lr", type=float)
+    train.add_argument("--lr-schedule", help="constant or cosine (after the warmup)")
+    train.add_argument("--warmup-steps", type=int)
+    train.add_argument("--ema-decay", type=float)
+    train.add_argument("--checkpoint-every", type=_positive_int)
+    train.add_argument("--keep-checkpoints", type=_positive_int, help="keep the newest N checkpoints, plus the final one (default 3)")
+    train.add_argument("--schedule", help="the beta schedule: linear, cosine, quadratic or sigmoid")
+    train.add_argument("--seed", type=int)
+    train.add_argument("--device", help="auto, cpu or cuda")
+    train.add_argument("--precision", help="auto (bf16 autocast on CUDA, float32 on the CPU), fp32 or bf16")
     train.add_argument("--compile", action="store_true", help="torch.compile the model")
     train.add_argument("--no-resume", action="store_true", help="start afresh even if --out has checkpoints")
     train.add_argument("--base-channels", type=_positive_int)
@@ -68,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--dropout", type=float)
     train.add_argument("--class-conditional", action="store_true",
                        help="condition on the digit label, with label dropout, for classifier-free guidance")
-    train.add_argument("--p-uncond", type=float, default=0.1, help="label dropout probability (default 0.1)")
+    train.add_argument("--p-uncond", type=float, help="label dropout probability (default 0.1)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(run=run_train, subparser=train)  # errors then show this subcommand's usage
 
@@ -110,31 +112,33 @@ def _load_split(args: argparse.Namespace, parser: argparse.ArgumentParser, split
         parser.error(f"--data-dir: {err}")
 
 
+def _given(args: argparse.Namespace, names: tuple[str, ...]) -> dict:
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
 def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    from dataclasses import replace
+
     from .data import to_model_range
-    from .train import TrainConfig, resolve_device, train
-    from .unet import UNetConfig
+    from .presets import get_preset
+    from .train import train
 
     try:
-        overrides = {k: v for k, v in (("base_channels", args.base_channels), ("channel_mults", args.channel_mults), ("dropout", args.dropout)) if v is not None}
-        if args.class_conditional:
-            overrides["num_classes"] = 10
-        unet_config = UNetConfig(**{**(TINY if args.tiny else {}), **overrides})
-        config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
-                             ema_decay=args.ema_decay, checkpoint_every=args.checkpoint_every, schedule=args.schedule,
-                             seed=args.seed, device=args.device, bf16=not args.no_bf16, compile=args.compile,
-                             p_uncond=args.p_uncond)
-        device = resolve_device(config.device)
-    except ValueError as err:
+        preset = get_preset(args.preset)
+        unet_config = replace(preset.unet, **_given(args, ("base_channels", "channel_mults", "dropout")),
+                              **({"num_classes": 10} if args.class_conditional else {}))
+        config = replace(preset.train, **_given(args, ("steps", "batch_size", "lr", "lr_schedule", "warmup_steps",
+                                                       "ema_decay", "checkpoint_every", "keep_checkpoints", "schedule",
+                                                       "seed", "device", "precision", "p_uncond")),
+                         **({"compile": True} if args.compile else {}))
+    except (ValueError, TypeError) as err:
         parser.error(str(err))
-    if device.type == "cpu" and not args.tiny:
-        print("ddpm_lite: training on the CPU. The full model wants a GPU (minutes there, hours here); "
-              "--tiny trains a small model in minutes.", file=sys.stderr)
     mnist = _load_split(args, parser, "train")
     images = mnist.images[: args.images] if args.images else mnist.images
     labels = mnist.labels[: len(images)] if args.class_conditional else None
     result = train(unet_config, config, to_model_range(images), args.out, resume=not args.no_resume,
-                   progress=not args.quiet, data_note=f"MNIST train, {len(images)} images from {mnist.source}", labels=labels)
+                   progress=not args.quiet, data_note=f"MNIST train, {len(images)} images from {mnist.source}", labels=labels,
+                   command="python -m ddpm_lite " + " ".join(sys.argv[1:]))
     print(f"final loss {result.losses[-1]:.4f}; checkpoint {result.checkpoint}")
 
 

@@ -40,7 +40,31 @@ def training_loss(eps_model: EpsModel, schedule: NoiseSchedule, x0: Tensor, gene
     t = torch.randint(0, schedule.T, (x0.shape[0],), generator=generator, device=x0.device)
     eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
     xt = q_sample(schedule, x0, t, eps)
-    return loss_simple(eps, eps_model(xt, t)).mean()
+    # Under autocast eps_theta comes back in bf16; the loss is taken in x0's dtype (float32).
+    return loss_simple(eps, eps_model(xt, t).to(eps.dtype)).mean()
+
+
+LR_SCHEDULES = ("constant", "cosine")
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def ema_decay_at(step: int, ema_decay: float) -> float:
+    """The EMA's decay at optimizer step `step` (0-based): min(ema_decay, (1 + step) / (10 + step)).
+
+    Without the warm-up a run of n steps keeps ema_decay**n of the initial weights in its
+    average (37 % after 1,000 steps at 0.999), whose zero output layer predicts eps = 0.
+    """
+    return min(ema_decay, (1 + step) / (10 + step))
+
+
+def lr_factor(step: int, config: "TrainConfig") -> float:
+    """The learning rate's multiplier at 0-based step: linear warmup, then constant or cosine to zero."""
+    if step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    if config.lr_schedule == "constant":
+        return 1.0
+    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
 @dataclass(frozen=True)
@@ -50,15 +74,17 @@ class TrainConfig:
     lr: float = 2e-4
     weight_decay: float = 0.0
     warmup_steps: int = 500  # linear warmup: Adam's first steps are large before its moments settle
-    ema_decay: float = 0.9995  # averages over ~2,000 steps
+    ema_decay: float = 0.9995  # averages over ~2,000 steps; warmed up, see ema_decay_at
+    lr_schedule: str = "constant"  # after warmup: "constant", or "cosine" decay to zero at the last step
+    keep_checkpoints: int = 3  # the newest few are kept; older ones are deleted (the final one always stays)
     grad_clip: float = 1.0
     checkpoint_every: int = 2_000
     schedule: str = "linear"
     T: int = 1000
     seed: int = 0
     device: str = "auto"  # "auto" picks CUDA when present
-    bf16: bool = True  # autocast on CUDA only
-    channels_last: bool = True  # CUDA only
+    precision: str = "auto"  # "auto": bf16 autocast on CUDA, float32 on the CPU (bf16 measured slower there)
+    channels_last: bool = True  # measured faster on both CUDA and the CPU
     compile: bool = False  # torch.compile the model (CUDA)
     p_uncond: float = 0.1  # class-conditional models only: the label dropout of classifier-free guidance
 
@@ -76,6 +102,12 @@ class TrainConfig:
             raise ValueError(f"schedule must be one of {SCHEDULE_KINDS}, got {self.schedule!r}")
         if not 0.0 <= self.p_uncond <= 1.0:
             raise ValueError(f"p_uncond must be in [0, 1], got {self.p_uncond}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.keep_checkpoints < 1:
+            raise ValueError(f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be one of ('auto', 'cpu', 'cuda'), got {self.device!r}")
 
@@ -126,14 +158,15 @@ def _unflatten_optimizer(tensors: dict[str, Tensor], param_groups: list) -> dict
 
 def train(
     unet_config: UNetConfig, config: TrainConfig, images: Tensor, out_dir: str | Path,
-    resume: bool = True, progress: bool = True, data_note: str = "", labels: Tensor | None = None,
+    resume: bool = True, progress: bool = True, data_note: str = "", labels: Tensor | None = None, command: str = "",
 ) -> TrainResult:
     """Train eps_theta on images (N, C, H, W) in [-1, 1]; checkpoints go to out_dir.
 
     A class-conditional U-Net (unet_config.num_classes set) also needs labels (N,); each is
     replaced by the "no label" token with probability config.p_uncond, so the one network
     learns eps(x_t, t, y) and eps(x_t, t) for classifier-free guidance.
-    With resume=True, continues from the newest complete checkpoint in out_dir.
+    With resume=True, continues from the newest complete checkpoint in out_dir. `command`
+    (the command line that started the run) is recorded in every sidecar.
     """
     conditional = unet_config.num_classes is not None
     if conditional and (labels is None or labels.shape != images.shape[:1]):
@@ -144,7 +177,7 @@ def train(
     out_dir = Path(out_dir)
     device = resolve_device(config.device)
     on_cuda = device.type == "cuda"
-    memory_format = torch.channels_last if on_cuda and config.channels_last else torch.contiguous_format
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     data = images.to(device).contiguous(memory_format=memory_format)  # the whole dataset stays on the device
     data_labels = labels.to(device) if conditional else None
     schedule = NoiseSchedule(make_betas(config.schedule, config.T)).to(device, torch.float32)
@@ -153,11 +186,10 @@ def train(
     model = UNet(unet_config).to(device, memory_format=memory_format)
     ema = copy.deepcopy(model).requires_grad_(False).eval()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    warmup = lambda step: min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
-    lr_schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup)
+    lr_schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, config))
     generator = torch.Generator(device).manual_seed(config.seed)  # batches, t and eps
     losses: list[float] = []
-    start = 0
+    start, seconds_before = 0, 0.0
 
     stem = latest_checkpoint(out_dir) if resume else None
     if stem is not None:
@@ -172,9 +204,11 @@ def train(
             torch.cuda.set_rng_state(tensors["rng.cuda"].cpu())
         losses = tensors["history.loss"].tolist()
         start = info["step"]
+        seconds_before = info.get("wall_seconds_total", 0.0)
 
     step_fn = torch.compile(model) if config.compile else model
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=on_cuda and config.bf16)
+    bf16 = config.precision == "bf16" or (config.precision == "auto" and on_cuda)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     began = time.perf_counter()
     pending: list[Tensor] = []  # losses stay on the device until a checkpoint: no per-step sync
     checkpoint = stem
@@ -193,7 +227,7 @@ def train(
         optimizer.step()
         lr_schedule.step()
         with torch.no_grad():
-            torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1 - config.ema_decay)
+            torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1 - ema_decay_at(step, config.ema_decay))
         pending.append(loss.detach().clone())  # clone: see train_noisy_classifier
         done = step + 1
         if done % config.checkpoint_every == 0 or done == config.steps:
@@ -201,13 +235,16 @@ def train(
             pending.clear()
             elapsed = time.perf_counter() - began
             bar.set_postfix(loss=f"{losses[-1]:.4f}", img_per_s=f"{(done - start) * config.batch_size / elapsed:.0f}")
+            run = {"data": {"images": data.shape[0], "note": data_note}, "command": command,
+                   "wall_seconds_this_run": round(elapsed, 2), "wall_seconds_total": round(seconds_before + elapsed, 2)}
             checkpoint = _save(out_dir, done, model, ema, optimizer, lr_schedule, generator, device, losses,
-                               unet_config, config, data_note, elapsed, data.shape[0])
+                               unet_config, config, run)
+            prune_checkpoints(out_dir, config.keep_checkpoints, keep_step=config.steps)
     return TrainResult(model, ema, losses, checkpoint, time.perf_counter() - began)
 
 
 def _save(out_dir, step, model, ema, optimizer, lr_schedule, generator, device, losses, unet_config, config,
-          data_note, elapsed, n_images) -> Path:
+          run: dict) -> Path:
     optimizer_tensors, param_groups = _flatten_optimizer(optimizer.state_dict())
     tensors = {
         **{f"model.{k}": v for k, v in model.state_dict().items()},
@@ -224,8 +261,8 @@ def _save(out_dir, step, model, ema, optimizer, lr_schedule, generator, device, 
         "step": step,
         "unet_config": asdict(unet_config),
         "train_config": asdict(config),
-        "data": {"images": n_images, "note": data_note},
-        "wall_seconds_this_run": round(elapsed, 2),
+        **run,
+        "images_seen": step * config.batch_size,
         "device": describe_device(device),
         "metrics": {"loss_mean_last_100": sum(recent) / len(recent)},
         "code_version": _code_version(),
@@ -236,6 +273,16 @@ def _save(out_dir, step, model, ema, optimizer, lr_schedule, generator, device, 
     stem = Path(out_dir) / f"checkpoint-{step:07d}"
     save_checkpoint(stem, tensors, info)
     return stem
+
+
+def prune_checkpoints(out_dir: str | Path, keep: int, keep_step: int | None = None) -> list[Path]:
+    """Delete all but the newest `keep` complete checkpoints (and never the one at keep_step); return the deleted stems."""
+    stems = sorted(p.with_suffix("") for p in Path(out_dir).glob("checkpoint-*.json"))
+    doomed = [s for s in stems[:-keep] if s.name != f"checkpoint-{keep_step:07d}"] if len(stems) > keep else []
+    for stem in doomed:
+        stem.with_suffix(".json").unlink()  # the sidecar first: a stem without one is incomplete, never loaded
+        stem.with_suffix(".safetensors").unlink(missing_ok=True)
+    return doomed
 
 
 def load_model(path_stem: str | Path, use_ema: bool = True, device: str | torch.device = "cpu") -> UNet:
