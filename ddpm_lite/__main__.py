@@ -74,15 +74,19 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(run=run_train, subparser=train)  # errors then show this subcommand's usage
 
-    sample = commands.add_parser("sample", help="sample a grid of digits from a checkpoint")
-    sample.add_argument("checkpoint", type=Path, help="checkpoint path without suffix, or a directory (newest checkpoint)")
+    sample = commands.add_parser("sample", help="sample a grid of digits from a shipped model or a checkpoint")
+    source = sample.add_mutually_exclusive_group(required=True)
+    source.add_argument("checkpoint", type=Path, nargs="?", help="checkpoint path without suffix, or a directory (newest checkpoint)")
+    source.add_argument("--pretrained", choices=("mnist", "mnist-cond"), help="a model shipped with ddpm_lite")
     sample.add_argument("--out", type=Path, default=Path("samples.png"))
     sample.add_argument("--n", type=_positive_int, default=64)
     sample.add_argument("--sampler", choices=("ddim", "ddpm"), default="ddim")
     sample.add_argument("--steps", type=_positive_int, default=50, help="DDIM steps (DDPM always takes T)")
+    sample.add_argument("--eta", type=float, default=0.0, help="DDIM's eta: 0 deterministic, 1 ancestral-like")
+    sample.add_argument("--no-clip", action="store_true", help="do not clip x0_pred to [-1, 1] at each step")
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--label", type=int, choices=range(10), metavar="{0..9}",
-                        help="class-conditional checkpoints: sample this digit (classifier-free guidance)")
+                        help="class-conditional models: sample this digit (classifier-free guidance)")
     sample.add_argument("--guidance-scale", type=float, default=1.0,
                         help="with --label: s in eps_uncond + s (eps_cond - eps_uncond); 1 is the conditional model")
     sample.add_argument("--device", default="auto")
@@ -148,40 +152,57 @@ def run_sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Non
     from .checkpoint import CheckpointError, latest_checkpoint
     from .data import to_pixels
     from .guidance import classifier_free_guidance
+    from .pretrained import load_pretrained
     from .sampling import ddim_trajectory, ddpm_trajectory, final_sample
     from .schedules import NoiseSchedule, make_betas
     from .train import load_model, resolve_device
 
     try:
         device = resolve_device(args.device)
-        stem = latest_checkpoint(args.checkpoint) if args.checkpoint.is_dir() else args.checkpoint
-        if stem is None:
-            raise CheckpointError(f"no complete checkpoint in {args.checkpoint}")
-        model = load_model(stem, device=device)
+        if args.pretrained:
+            model, schedule, _, _ = load_pretrained(args.pretrained, device)
+        else:
+            stem = latest_checkpoint(args.checkpoint) if args.checkpoint.is_dir() else args.checkpoint
+            if stem is None:
+                raise CheckpointError(f"no complete checkpoint in {args.checkpoint}")
+            model = load_model(stem, device=device)
+            config = json.loads(Path(stem).with_suffix(".json").read_text())["train_config"]
+            schedule = NoiseSchedule(make_betas(config["schedule"], config["T"])).to(device, torch.float32)
     except (ValueError, OSError) as err:
         parser.error(str(err))
-    config = json.loads(Path(stem).with_suffix(".json").read_text())["train_config"]
-    schedule = NoiseSchedule(make_betas(config["schedule"], config["T"])).to(device, torch.float32)
+    if args.steps > schedule.T:
+        parser.error(f"--steps must be in [1, {schedule.T}], got {args.steps}")
+    if not args.eta >= 0:
+        parser.error(f"--eta must be >= 0, got {args.eta}")
     eps_model = model
     if args.label is not None:
         if model.config.num_classes is None:
-            parser.error("--label needs a class-conditional checkpoint (trained with --class-conditional)")
+            parser.error("--label needs a class-conditional model (--pretrained mnist-cond, or a checkpoint trained "
+                         "with --class-conditional)")
         if not args.guidance_scale >= 0:
             parser.error(f"--guidance-scale must be >= 0, got {args.guidance_scale}")
         labels = torch.full((args.n,), args.label, dtype=torch.long, device=device)
         eps_model = classifier_free_guidance(model, labels, model.config.num_classes, args.guidance_scale)
+    elif args.pretrained == "mnist-cond":
+        parser.error("--pretrained mnist-cond needs --label (or use --pretrained mnist for unconditional samples)")
     g = torch.Generator(device).manual_seed(args.seed)
     shape = (args.n, model.config.in_channels, model.config.image_size, model.config.image_size)
+    clip = not args.no_clip
     with torch.no_grad():
-        trajectory = ddim_trajectory(eps_model, schedule, shape, g, args.steps, device=device) if args.sampler == "ddim" \
-            else ddpm_trajectory(eps_model, schedule, shape, g, device=device)
+        trajectory = ddim_trajectory(eps_model, schedule, shape, g, args.steps, eta=args.eta, clip_denoised=clip) \
+            if args.sampler == "ddim" else ddpm_trajectory(eps_model, schedule, shape, g, clip_denoised=clip)
         pixels = to_pixels(final_sample(trajectory).cpu())[:, 0]
-    cols = int(args.n**0.5 + 0.999)
-    grid = torch.zeros(cols * ((args.n + cols - 1) // cols), *pixels.shape[1:], dtype=torch.uint8)
-    grid[: args.n] = pixels
-    rows = grid.reshape(-1, cols, *pixels.shape[1:]).permute(0, 2, 1, 3).reshape(-1, cols * pixels.shape[2])
-    plt.imsave(args.out, rows.numpy(), cmap="gray", vmin=0, vmax=255)
+    plt.imsave(args.out, image_grid(pixels).numpy(), cmap="gray", vmin=0, vmax=255)
     print(f"wrote {args.n} samples ({args.sampler}) to {args.out}")
+
+
+def image_grid(pixels: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) uint8 images -> one (rows*H, cols*W) image, cols = ceil(sqrt(N)), the empty cells black."""
+    n, h, w = pixels.shape
+    cols = int(n**0.5 + 0.999)
+    grid = torch.zeros(cols * ((n + cols - 1) // cols), h, w, dtype=pixels.dtype)
+    grid[:n] = pixels
+    return grid.reshape(-1, cols, h, w).permute(0, 2, 1, 3).reshape(-1, cols * w)
 
 
 def run_train_classifier(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:

@@ -30,23 +30,75 @@ class SamplerState(NamedTuple):
     x0_pred: Tensor | None
 
 
-def ddpm_step(
-    schedule: NoiseSchedule, xt: Tensor, t: int | Tensor, eps: Tensor, noise: Tensor, variance: str = "beta_tilde"
+def ddpm_update(
+    schedule: NoiseSchedule, xt: Tensor, t: Tensor, eps: Tensor, noise: Tensor, variance: str = "beta_tilde",
+    clip_denoised: bool = False,
 ) -> StepOutput:
     """Ancestral step (Ho et al. 2020, Algorithm 2): x_{t-1} = mu_theta(x_t, t) + sigma_t * z.
 
-    sigma_t^2 is beta_tilde_t or beta_t; no noise is added at t = 0, where the sample is the mean.
+    mu_theta = (x_t - beta_t / sqrt(1 - alpha_bar_t) * eps_theta) / sqrt(alpha_t); sigma_t^2 is beta_tilde_t
+    or beta_t; no noise is added at t = 0, where the sample is the mean. With clip_denoised, x0_pred is
+    clipped to [-1, 1] and mu_theta = mu_tilde(x_t, x0_pred) (eq. posterior-mean), which is the same
+    mean whenever x0_pred lies in [-1, 1] already.
+    Trusts its inputs (t a valid (B,) long tensor): no checks, so no host-device synchronisation.
     Book: eq. ancestral-step
     """
+    alpha_bar = gather(schedule.alpha_bars, t, xt)
+    x0_pred = (xt - torch.sqrt(1 - alpha_bar) * eps) / torch.sqrt(alpha_bar)
+    if clip_denoised:
+        x0_pred = x0_pred.clamp(-1, 1)
+        mean = gather(schedule.posterior_mean_coef1, t, xt) * x0_pred + gather(schedule.posterior_mean_coef2, t, xt) * xt
+    else:
+        beta = gather(schedule.betas, t, xt)
+        mean = (xt - beta / torch.sqrt(1 - alpha_bar) * eps) / torch.sqrt(1 - beta)
+    sigma = torch.exp(0.5 * p_log_variance(schedule, t, xt, variance))
+    nonzero = (t > 0).to(xt.dtype).reshape(-1, *([1] * (xt.ndim - 1)))
+    return StepOutput(mean + nonzero * sigma * noise, x0_pred)
+
+
+def ddpm_step(
+    schedule: NoiseSchedule, xt: Tensor, t: int | Tensor, eps: Tensor, noise: Tensor, variance: str = "beta_tilde",
+    clip_denoised: bool = False,
+) -> StepOutput:
+    """`ddpm_update` with its arguments checked: t may be an int or a (B,) tensor in {0, ..., T-1}."""
     v.check_tensor("xt", xt)
     v.check_like("eps", eps, "xt", xt)
     v.check_like("noise", noise, "xt", xt)
     v.choice("variance", variance, VARIANCES)
-    t = v.timesteps(t, schedule.T, xt)
-    mean = p_mean_from_eps(schedule, xt, t, eps)
-    sigma = torch.exp(0.5 * p_log_variance(schedule, t, xt, variance))
-    nonzero = (t > 0).to(xt.dtype).reshape(-1, *([1] * (xt.ndim - 1)))
-    return StepOutput(mean + nonzero * sigma * noise, predict_x0_from_eps(schedule, xt, t, eps))
+    return ddpm_update(schedule, xt, v.timesteps(t, schedule.T, xt), eps, noise, variance, clip_denoised)
+
+
+def ddim_update(
+    schedule: NoiseSchedule, xt: Tensor, t: Tensor, alpha_bar_prev: Tensor, eps: Tensor, eta: float = 0.0,
+    noise: Tensor | None = None, clip_denoised: bool = False,
+) -> StepOutput:
+    """DDIM step (Song et al. 2021, eq. 12) from code index t to a step whose alpha_bar is alpha_bar_prev.
+
+    x0_pred = (x_t - sqrt(1 - alpha_bar_t) * eps) / sqrt(alpha_bar_t)
+    sigma   = eta * sqrt((1 - alpha_bar_prev) / (1 - alpha_bar_t)) * sqrt(1 - alpha_bar_t / alpha_bar_prev)
+    x_prev  = sqrt(alpha_bar_prev) * x0_pred + sqrt(1 - alpha_bar_prev - sigma^2) * eps + sigma * noise
+    With clip_denoised, x0_pred is clipped to [-1, 1] and eps is recomputed from it, so that x_t, x0_pred
+    and eps stay on one line (eq. fwd-marginal). alpha_bar_prev: a scalar tensor, or (B, 1, ..., 1).
+    Trusts its inputs: no checks, so no host-device synchronisation.
+    Book: eq. ddim-step
+    """
+    alpha_bar = gather(schedule.alpha_bars, t, xt)
+    alpha_bar_prev = alpha_bar_prev.to(xt.dtype)
+    x0_pred = (xt - torch.sqrt(1 - alpha_bar) * eps) / torch.sqrt(alpha_bar)
+    if clip_denoised:
+        x0_pred = x0_pred.clamp(-1, 1)
+        eps = (xt - torch.sqrt(alpha_bar) * x0_pred) / torch.sqrt(1 - alpha_bar)
+    sigma = eta * torch.sqrt((1 - alpha_bar_prev) / (1 - alpha_bar) * (1 - alpha_bar / alpha_bar_prev))
+    x_prev = torch.sqrt(alpha_bar_prev) * x0_pred + torch.sqrt((1 - alpha_bar_prev - sigma**2).clamp(min=0)) * eps
+    if eta > 0:
+        x_prev = x_prev + sigma * noise
+    return StepOutput(x_prev, x0_pred)
+
+
+def alpha_bar_at(schedule: NoiseSchedule, t_prev: int) -> Tensor:
+    """alpha_bar at code index t_prev as a scalar tensor, with alpha_bar = 1 at t_prev = -1 (the data)."""
+    return schedule.alpha_bars[t_prev] if t_prev >= 0 else torch.ones((), dtype=schedule.alpha_bars.dtype,
+                                                                      device=schedule.device)
 
 
 def ddim_step(
@@ -57,15 +109,9 @@ def ddim_step(
     eps: Tensor,
     eta: float = 0.0,
     noise: Tensor | None = None,
+    clip_denoised: bool = False,
 ) -> StepOutput:
-    """DDIM step (Song et al. 2021, eq. 12) from code index t to t_prev < t; t_prev = -1 means alpha_bar = 1.
-
-    x0_pred = (x_t - sqrt(1 - alpha_bar_t) * eps) / sqrt(alpha_bar_t)
-    sigma   = eta * sqrt((1 - alpha_bar_prev) / (1 - alpha_bar_t)) * sqrt(1 - alpha_bar_t / alpha_bar_prev)
-    x_prev  = sqrt(alpha_bar_prev) * x0_pred + sqrt(1 - alpha_bar_prev - sigma^2) * eps + sigma * noise
-    eta = 0 is deterministic; eta = 1 with consecutive steps is the ancestral step with sigma^2 = beta_tilde.
-    Book: eq. ddim-step
-    """
+    """`ddim_update` from code index t to t_prev < t, arguments checked; t_prev = -1 means alpha_bar = 1."""
     v.check_tensor("xt", xt)
     v.check_like("eps", eps, "xt", xt)
     if not 0.0 <= eta:
@@ -78,16 +124,10 @@ def ddim_step(
     t_prev = v.timesteps(t_prev, schedule.T, xt, low=-1, name="t_prev")
     if not bool((t_prev < t).all()):
         raise ValueError("t_prev must be smaller than t")
-    alpha_bar = gather(schedule.alpha_bars, t, xt)
-    # Index -1 picks the appended 1: the "previous" state of t = 0 is the data itself.
+    # Index T picks the appended 1: the "previous" state of t = 0 is the data itself.
     alpha_bars_ext = torch.cat([schedule.alpha_bars, torch.ones(1, dtype=schedule.alpha_bars.dtype, device=schedule.device)])
     alpha_bar_prev = gather(alpha_bars_ext, torch.where(t_prev < 0, schedule.T, t_prev), xt)
-    x0_pred = (xt - torch.sqrt(1 - alpha_bar) * eps) / torch.sqrt(alpha_bar)
-    sigma = eta * torch.sqrt((1 - alpha_bar_prev) / (1 - alpha_bar) * (1 - alpha_bar / alpha_bar_prev))
-    x_prev = torch.sqrt(alpha_bar_prev) * x0_pred + torch.sqrt((1 - alpha_bar_prev - sigma**2).clamp(min=0)) * eps
-    if eta > 0:
-        x_prev = x_prev + sigma * noise
-    return StepOutput(x_prev, x0_pred)
+    return ddim_update(schedule, xt, t, alpha_bar_prev, eps, eta, noise, clip_denoised)
 
 
 def _initial_noise(shape: Sequence[int], generator: torch.Generator, device, dtype) -> Tensor:
@@ -102,21 +142,25 @@ def ddpm_trajectory(
     shape: Sequence[int],
     generator: torch.Generator,
     variance: str = "beta_tilde",
-    device: torch.device | str = "cpu",
+    device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
+    clip_denoised: bool = False,
 ) -> Iterator[SamplerState]:
     """Yield x_T ~ N(0, I), then every x_{t-1} of the ancestral sampler down to the sample (t = -1).
 
+    device None means the schedule's. clip_denoised clips x0_pred to [-1, 1] at every step, as Ho et al.'s
+    sampler and diffusers' (clip_sample=True) do for images; it is off here because not all data live in
+    [-1, 1] (the book's 2-D examples do not). The command line and `pretrained` turn it on for MNIST.
     Book: eq. ancestral-step
     """
     v.choice("variance", variance, VARIANCES)
-    yield from ddpm_trajectory_from(eps_model, schedule, _initial_noise(shape, generator, device, dtype),
-                                    schedule.T - 1, generator, variance)
+    xT = _initial_noise(shape, generator, schedule.device if device is None else device, dtype)
+    yield from ddpm_trajectory_from(eps_model, schedule, xT, schedule.T - 1, generator, variance, clip_denoised)
 
 
 def ddpm_trajectory_from(
     eps_model: EpsModel, schedule: NoiseSchedule, xt: Tensor, t_start: int, generator: torch.Generator,
-    variance: str = "beta_tilde",
+    variance: str = "beta_tilde", clip_denoised: bool = False,
 ) -> Iterator[SamplerState]:
     """Yield xt (at code index t_start), then every state of the ancestral sampler down to the sample.
 
@@ -130,7 +174,7 @@ def ddpm_trajectory_from(
     for t in reversed(range(t_start + 1)):
         t_batch = torch.full((xt.shape[0],), t, dtype=torch.long, device=xt.device)
         noise = torch.randn(xt.shape, generator=generator, device=xt.device, dtype=xt.dtype)
-        xt, x0_pred = ddpm_step(schedule, xt, t_batch, eps_model(xt, t_batch), noise, variance)
+        xt, x0_pred = ddpm_update(schedule, xt, t_batch, eps_model(xt, t_batch), noise, variance, clip_denoised)
         yield SamplerState(t - 1, xt, x0_pred)
 
 
@@ -148,20 +192,25 @@ def ddim_trajectory(
     generator: torch.Generator,
     num_steps: int = 50,
     eta: float = 0.0,
-    device: torch.device | str = "cpu",
+    device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
+    clip_denoised: bool = False,
 ) -> Iterator[SamplerState]:
     """Yield x_T ~ N(0, I), then the DDIM state after each of num_steps steps, the last at t = -1.
 
+    device None means the schedule's; clip_denoised as in ddpm_trajectory.
     Book: eq. ddim-step
     """
+    if not 0.0 <= eta:
+        raise ValueError(f"eta must be >= 0, got {eta}")
     steps = ddim_timesteps(schedule.T, num_steps)
-    xt = _initial_noise(shape, generator, device, dtype)
+    xt = _initial_noise(shape, generator, schedule.device if device is None else device, dtype)
     yield SamplerState(steps[0], xt, None)
     for t, t_prev in zip(steps, steps[1:] + [-1]):
         t_batch = torch.full((xt.shape[0],), t, dtype=torch.long, device=xt.device)
         noise = torch.randn(xt.shape, generator=generator, device=xt.device, dtype=xt.dtype) if eta > 0 else None
-        xt, x0_pred = ddim_step(schedule, xt, t_batch, t_prev, eps_model(xt, t_batch), eta, noise)
+        xt, x0_pred = ddim_update(schedule, xt, t_batch, alpha_bar_at(schedule, t_prev), eps_model(xt, t_batch), eta,
+                                  noise, clip_denoised)
         yield SamplerState(t_prev, xt, x0_pred)
 
 

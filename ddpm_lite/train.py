@@ -22,9 +22,9 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from .checkpoint import config_from_json, latest_checkpoint, load_checkpoint, save_checkpoint
-from .diffusion import loss_simple, q_sample
+from .diffusion import loss_simple
 from .guidance import drop_labels
-from .schedules import SCHEDULE_KINDS, NoiseSchedule, make_betas
+from .schedules import SCHEDULE_KINDS, NoiseSchedule, gather, make_betas
 from .unet import UNet, UNetConfig
 
 EpsModel = Callable[[Tensor, Tensor], Tensor]
@@ -39,7 +39,10 @@ def training_loss(eps_model: EpsModel, schedule: NoiseSchedule, x0: Tensor, gene
     """
     t = torch.randint(0, schedule.T, (x0.shape[0],), generator=generator, device=x0.device)
     eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
-    xt = q_sample(schedule, x0, t, eps)
+    # q_sample inline (eq. fwd-marginal): t is valid by construction, and q_sample's check of its
+    # range would make the host wait for the device at every step.
+    alpha_bar = gather(schedule.alpha_bars, t, x0)
+    xt = torch.sqrt(alpha_bar) * x0 + torch.sqrt(1 - alpha_bar) * eps
     # Under autocast eps_theta comes back in bf16; the loss is taken in x0's dtype (float32).
     return loss_simple(eps, eps_model(xt, t).to(eps.dtype)).mean()
 
@@ -185,7 +188,10 @@ def train(
     torch.manual_seed(config.seed)  # initial weights; dropout also draws from this global generator
     model = UNet(unet_config).to(device, memory_format=memory_format)
     ema = copy.deepcopy(model).requires_grad_(False).eval()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    if on_cuda:  # TF32 matmuls and tuned convolutions: the defaults trade speed for bits DDPM does not need
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    optimizer = make_optimizer(model, config)
     lr_schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, config))
     generator = torch.Generator(device).manual_seed(config.seed)  # batches, t and eps
     losses: list[float] = []
@@ -197,6 +203,7 @@ def train(
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
         optimizer.load_state_dict(_unflatten_optimizer(tensors, info["optimizer_param_groups"]))
+        _match_parameter_layout(optimizer)
         lr_schedule.load_state_dict(info["lr_schedule"])
         generator.set_state(tensors["rng.generator"].cpu())
         torch.set_rng_state(tensors["rng.torch"].cpu())
@@ -214,21 +221,8 @@ def train(
     checkpoint = stem
     bar = tqdm(range(start, config.steps), initial=start, total=config.steps, disable=not progress, unit="step")
     for step in bar:
-        batch = torch.randint(0, data.shape[0], (config.batch_size,), generator=generator, device=device)
-        eps_model = step_fn
-        if conditional:
-            y = drop_labels(data_labels[batch], config.p_uncond, unet_config.num_classes, generator)
-            eps_model = lambda xt, t: step_fn(xt, t, y)  # noqa: E731
-        with autocast:
-            loss = training_loss(eps_model, schedule, data[batch], generator)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
-        lr_schedule.step()
-        with torch.no_grad():
-            torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1 - ema_decay_at(step, config.ema_decay))
-        pending.append(loss.detach().clone())  # clone: see train_noisy_classifier
+        pending.append(train_step(model, ema, optimizer, lr_schedule, step_fn, schedule, data, data_labels, generator,
+                                  config, step, autocast))
         done = step + 1
         if done % config.checkpoint_every == 0 or done == config.steps:
             losses.extend(torch.stack(pending).float().cpu().tolist())
@@ -241,6 +235,49 @@ def train(
                                unet_config, config, run)
             prune_checkpoints(out_dir, config.keep_checkpoints, keep_step=config.steps)
     return TrainResult(model, ema, losses, checkpoint, time.perf_counter() - began)
+
+
+def _match_parameter_layout(optimizer: torch.optim.Optimizer) -> None:
+    """Give each loaded moment tensor its parameter's memory layout.
+
+    Checkpoints store tensors contiguous; a channels-last parameter's moments must be channels-last
+    again, because the fused AdamW kernel walks parameter, gradient and moments as flat memory.
+    """
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            state = optimizer.state[p]
+            for key, value in state.items():
+                if value.shape == p.shape:
+                    state[key] = torch.empty_like(p).copy_(value)
+
+
+def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW, fused: one kernel for all parameters, and its step count never read on the host (CUDA and CPU)."""
+    return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
+
+
+def train_step(model: UNet, ema: UNet, optimizer: torch.optim.Optimizer, lr_schedule, step_fn: Callable,
+               schedule: NoiseSchedule, data: Tensor, data_labels: Tensor | None, generator: torch.Generator,
+               config: TrainConfig, step: int, autocast) -> Tensor:
+    """One optimizer step on a random batch, then the EMA update; returns the loss, still on the device.
+
+    Nothing here reads a device value on the host, so on a GPU the host runs ahead of the kernels.
+    """
+    batch = torch.randint(0, data.shape[0], (config.batch_size,), generator=generator, device=data.device)
+    eps_model = step_fn
+    if data_labels is not None:
+        y = drop_labels(data_labels[batch], config.p_uncond, model.config.num_classes, generator)
+        eps_model = lambda xt, t: step_fn(xt, t, y)  # noqa: E731
+    with autocast:
+        loss = training_loss(eps_model, schedule, data[batch], generator)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    optimizer.step()
+    lr_schedule.step()
+    with torch.no_grad():
+        torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1 - ema_decay_at(step, config.ema_decay))
+    return loss.detach().clone()  # clone: see train_noisy_classifier
 
 
 def _save(out_dir, step, model, ema, optimizer, lr_schedule, generator, device, losses, unet_config, config,

@@ -153,3 +153,55 @@ def forward_process_explorer(
     apply.on_click(recompute)
     live = widgets.HBox([beta_start, beta_end, steps_T, apply])
     return widgets.VBox([box, live, status])
+
+
+def _tile(images: Tensor, cols: int) -> np.ndarray:
+    """(N, 1, H, W) in [-1, 1] -> one (rows*H, cols*W) array."""
+    n, _, h, w = images.shape
+    rows = -(-n // cols)
+    grid = torch.full((rows * cols, h, w), -1.0)
+    grid[:n] = images[:, 0].float().clamp(-1, 1)
+    return grid.reshape(rows, cols, h, w).permute(0, 2, 1, 3).reshape(rows * h, cols * w).numpy()
+
+
+def render_reverse_frames(states: Sequence, title: str, cols: int = 4) -> list[bytes]:
+    """One PNG per sampler state: the batch's x_t (left) beside the model's x0_pred at that step (right).
+
+    states: `sampling.SamplerState`s (t the code index of xt; x0_pred None for the initial noise).
+    x_t is shown over [-2.5, 2.5] (it is noise-sized early on), x0_pred over [-1, 1].
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(6.4, 3.4), dpi=72)
+    first = states[0].xt
+    left = axes[0].imshow(_tile(first, cols), cmap="gray", vmin=-2.5, vmax=2.5)
+    right = axes[1].imshow(np.full_like(_tile(first, cols), -1.0), cmap="gray", vmin=-1, vmax=1)
+    for ax in axes:
+        ax.set(xticks=[], yticks=[])
+        ax.grid(False)
+    fig.tight_layout(rect=(0, 0, 1, 0.92))
+    frames = []
+    for state in states:
+        left.set_data(_tile(state.xt, cols))
+        right.set_data(_tile(state.x0_pred, cols) if state.x0_pred is not None else np.full_like(left.get_array(), -1.0))
+        step = state.t + 1  # the paper's step of x_t; 0 is the sample x_0
+        axes[0].set_title(f"$x_t$, t = {step}" if step > 0 else "$x_0$, the sample")
+        axes[1].set_title(r"the model's $\hat x_0$" + (" (none yet)" if state.x0_pred is None else ""))
+        fig.suptitle(title)
+        frames.append(png_of(fig))
+    plt.close(fig)
+    return frames
+
+
+def reverse_process_explorer(trajectories: dict[str, Sequence], steps: Sequence[int]) -> widgets.VBox:
+    """Scrub t through the reverse process (x_t beside x0_pred) and switch the sampler, all in the browser.
+
+    trajectories: sampler name -> its states (`SamplerState`, any order); steps: the code indices
+    to show, from T - 1 down to -1 (the sample). Every trajectory must have a state at each step.
+    """
+    frames = []
+    for name, states in trajectories.items():
+        by_t = {s.t: s for s in states}
+        missing = [t for t in steps if t not in by_t]
+        if missing:
+            raise ValueError(f"trajectory {name!r} has no state at code indices {missing[:5]}")
+        frames.append(render_reverse_frames([by_t[t] for t in steps], name))
+    return scrubber(frames, [t + 1 for t in steps], "t", list(trajectories), "sampler")

@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from ddpm_lite.data import SUBSET_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
-TRAIN = [sys.executable, "-m", "ddpm_lite", "train", "--tiny", "--quiet", "--batch-size", "16", "--images", "256",
+TRAIN = [sys.executable, "-m", "ddpm_lite", "train", "--preset", "tiny", "--quiet", "--batch-size", "16", "--images", "256",
          "--data-dir", str(SUBSET_DIR), "--no-download", "--device", "cpu", "--warmup-steps", "2"]
 
 
@@ -32,7 +32,14 @@ def test_help_exits_cleanly(command):
     (["train", "--schedule", "exp"], "schedule must be one of ('linear', 'cosine', 'quadratic', 'sigmoid'), got 'exp'"),
     (["train", "--channel-mults", "1,x"], "argument --channel-mults: must be comma-separated ints like 1,2,2"),
     (["train", "--device", "tpu"], "device must be one of ('auto', 'cpu', 'cuda')"),
-    (["train", "--base-channels", "20", "--tiny"], "groups=8 must divide every channel count"),
+    (["train", "--base-channels", "20", "--preset", "tiny"], "groups=8 must divide every channel count"),
+    (["train", "--preset", "huge"], "preset must be one of ('tiny', 'cpu', 'gpu'), got 'huge'"),
+    (["train", "--precision", "fp16"], "precision must be one of ('auto', 'fp32', 'bf16'), got 'fp16'"),
+    (["sample"], "one of the arguments checkpoint --pretrained is required"),
+    (["sample", "--pretrained", "cifar"], "argument --pretrained: invalid choice: 'cifar'"),
+    (["sample", "--pretrained", "mnist-cond"], "--pretrained mnist-cond needs --label"),
+    (["sample", "--pretrained", "mnist", "--steps", "1001"], "--steps must be in [1, 1000], got 1001"),
+    (["sample", "--pretrained", "mnist", "--eta", "-1"], "--eta must be >= 0, got -1.0"),
     (["sample", "/nonexistent/checkpoint"], "needs both checkpoint.safetensors and checkpoint.json"),
     (["train-classifier", "--epochs", "0"], "argument --epochs: must be a positive integer, got 0"),
     (["sample", "/nonexistent/checkpoint", "--label", "10"], "argument --label: invalid choice: 10"),
@@ -67,12 +74,45 @@ def test_resume_after_a_kill_repeats_the_loss_trajectory(tmp_path):
     assert len(a) == 40 and a.tolist() == b.tolist()
 
 
+def read_png(path):
+    import matplotlib.image
+
+    return matplotlib.image.imread(path)
+
+
 def test_train_then_sample_writes_a_png(tmp_path):
     assert subprocess.run([*TRAIN, "--steps", "2", "--checkpoint-every", "2", "--out", str(tmp_path)], cwd=ROOT, timeout=300).returncode == 0
-    result = run(["sample", str(tmp_path), "--n", "4", "--steps", "3", "--out", str(tmp_path / "grid.png"), "--device", "cpu"])
+    result = run(["sample", str(tmp_path), "--n", "5", "--steps", "3", "--out", str(tmp_path / "grid.png"), "--device", "cpu"])
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "grid.png").read_bytes()[:4] == b"\x89PNG"
+    image = read_png(tmp_path / "grid.png")
+    assert image.shape[:2] == (2 * 28, 3 * 28)  # 5 samples in a 3-wide grid: 2 rows, the sixth cell black
+    assert image[:28, :28].std() > 0.05 and image[28:, 56:].max() == image.min()
     assert json.loads((tmp_path / "checkpoint-0000002.json").read_text())["step"] == 2
+
+
+def test_the_cpu_preset_trains_resumes_and_samples(tmp_path):
+    cpu = [a if a != "tiny" else "cpu" for a in TRAIN]
+    first = subprocess.run([*cpu, "--steps", "2", "--checkpoint-every", "2", "--out", str(tmp_path)], cwd=ROOT, timeout=300,
+                           capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    resumed = subprocess.run([*cpu, "--steps", "3", "--checkpoint-every", "1", "--out", str(tmp_path)], cwd=ROOT, timeout=300,
+                             capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    info = json.loads((tmp_path / "checkpoint-0000003.json").read_text())
+    assert info["unet_config"]["base_channels"] == 32 and info["train_config"]["lr_schedule"] == "cosine"
+    assert info["images_seen"] == 3 * 16 and info["command"].startswith("python -m ddpm_lite train --preset cpu")
+    assert len(load_file(tmp_path / "checkpoint-0000003.safetensors")["history.loss"]) == 3
+    result = run(["sample", str(tmp_path), "--n", "4", "--steps", "2", "--out", str(tmp_path / "s.png"), "--device", "cpu"])
+    assert result.returncode == 0, result.stderr
+
+
+def test_sample_from_the_shipped_model_shows_digits(tmp_path):
+    result = run(["sample", "--pretrained", "mnist", "--n", "9", "--steps", "20", "--out", str(tmp_path / "s.png"), "--device", "cpu"])
+    assert result.returncode == 0, result.stderr
+    image = read_png(tmp_path / "s.png")
+    assert image.shape[:2] == (84, 84)
+    digit = image[:28, :28, 0]
+    assert (digit > 0.9).mean() > 0.03 and (digit < 0.1).mean() > 0.5  # white strokes on black
 
 
 def test_class_conditional_train_then_guided_sample(tmp_path):
@@ -89,7 +129,7 @@ def test_label_on_an_unconditional_checkpoint_is_an_error(tmp_path):
     assert subprocess.run([*TRAIN, "--steps", "2", "--checkpoint-every", "2", "--out", str(tmp_path)], cwd=ROOT, timeout=300,
                           capture_output=True).returncode == 0
     result = run(["sample", str(tmp_path), "--label", "3", "--device", "cpu"])
-    assert result.returncode == 2 and "--label needs a class-conditional checkpoint" in result.stderr
+    assert result.returncode == 2 and "--label needs a class-conditional model" in result.stderr
 
 
 def test_train_noisy_classifier_writes_a_checkpoint_with_accuracy_by_t(tmp_path):

@@ -141,11 +141,12 @@ def test_ddim_step_to_minus_one_returns_x0_pred(schedule):
     torch.testing.assert_close(out.x_prev, out.x0_pred)
 
 
-def test_ddim_timesteps_start_at_T_minus_one_and_decrease():
+def test_ddim_timesteps_are_the_trailing_spacing():
+    # "trailing": 999, 979, ..., 19, every T / num_steps = 20 code indices, ending at 19 (not 0).
     steps = ddim_timesteps(1000, 50)
-    assert len(steps) == 50 and steps[0] == 999 and steps[-1] >= 0
-    assert all(a > b for a, b in zip(steps, steps[1:]))
+    assert steps == list(range(999, 0, -20))
     assert ddim_timesteps(10, 10) == list(range(9, -1, -1))
+    assert ddim_timesteps(1000, 1) == [999]
 
 
 def test_ddpm_trajectory_yields_every_state(schedule):
@@ -245,3 +246,97 @@ def test_trajectory_from_rejects_a_start_outside_the_schedule(t_start):
     schedule = NoiseSchedule(make_betas("linear", 30))
     with pytest.raises(ValueError, match=r"t_start must be an int in \[0, 29\]"):
         next(ddpm_trajectory_from(lambda xt, t: xt, schedule, torch.zeros(2, 3), t_start, torch.Generator()))
+
+
+# --- clipping x0_pred, against diffusers -------------------------------------------------------
+
+# diffusers keeps alpha_bar in float32, where 1 - alpha_bar near t = 0 (about 1e-4) carries a relative
+# error of order 1e-3: coefficients agree to ~1e-4, far below the O(1) effect of a missing clip.
+DIFFUSERS_TOL = {"atol": 2e-4, "rtol": 1e-4}
+
+
+def _random_state(seed, shape=(4, 1, 6, 6)):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(shape, generator=g, dtype=torch.float64), torch.randn(shape, generator=g, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("t", [999, 500, 50, 1, 0])
+def test_clipped_ddpm_step_matches_diffusers_clip_sample(schedule, t):
+    diffusers = pytest.importorskip("diffusers")
+    scheduler = diffusers.DDPMScheduler(num_train_timesteps=1000, trained_betas=schedule.betas.numpy(),
+                                        variance_type="fixed_small", clip_sample=True)
+    xt, eps = _random_state(t)
+    expected = scheduler.step(eps.float(), t, xt.float(), generator=torch.Generator().manual_seed(3))
+    noise = torch.randn(xt.shape, generator=torch.Generator().manual_seed(3)).double()
+    out = ddpm_step(schedule, xt, t, eps, noise, clip_denoised=True)
+    assert out.x0_pred.abs().max() <= 1 and (t < 50 or out.x0_pred.abs().max() == 1)  # the clip is active at large t
+    torch.testing.assert_close(out.x0_pred.float(), expected.pred_original_sample, **DIFFUSERS_TOL)
+    torch.testing.assert_close(out.x_prev.float(), expected.prev_sample, **DIFFUSERS_TOL)
+
+
+@pytest.mark.parametrize("t", [999, 619, 59, 19])
+@pytest.mark.parametrize("eta", [0.0, 1.0])
+def test_clipped_ddim_step_matches_diffusers_with_clipped_model_output(schedule, t, eta):
+    # diffusers recomputes eps from the clipped x0 only with use_clipped_model_output=True, as ddpm_lite does.
+    diffusers = pytest.importorskip("diffusers")
+    scheduler = diffusers.DDIMScheduler(num_train_timesteps=1000, trained_betas=schedule.betas.numpy(),
+                                        clip_sample=True, set_alpha_to_one=True)
+    scheduler.set_timesteps(50)  # its step goes from t to t - 20; below 20, to alpha_bar = 1
+    xt, eps = _random_state(t)
+    noise = torch.randn(xt.shape, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    expected = scheduler.step(eps.float(), t, xt.float(), eta=eta, use_clipped_model_output=True,
+                              variance_noise=noise.float())
+    out = ddim_step(schedule, xt, t, max(t - 20, -1), eps, eta=eta, noise=noise, clip_denoised=True)
+    torch.testing.assert_close(out.x0_pred.float(), expected.pred_original_sample, **DIFFUSERS_TOL)
+    torch.testing.assert_close(out.x_prev.float(), expected.prev_sample, **DIFFUSERS_TOL)
+
+
+def test_clipping_changes_nothing_when_x0_pred_is_inside_the_box(schedule):
+    x0 = torch.rand(8, 1, 5, 5, dtype=torch.float64) * 1.8 - 0.9
+    eps, noise = _random_state(1, x0.shape)
+    xt = q_sample(schedule, x0, 300, eps)  # with the true eps, x0_pred = x0 is inside [-1, 1]
+    for clip in (False, True):
+        out = ddpm_step(schedule, xt, 300, eps, noise, clip_denoised=clip)
+        torch.testing.assert_close(out.x0_pred, x0)
+    plain, clipped = (ddpm_step(schedule, xt, 300, eps, noise, clip_denoised=c).x_prev for c in (False, True))
+    torch.testing.assert_close(plain, clipped)
+    plain, clipped = (ddim_step(schedule, xt, 300, 200, eps, clip_denoised=c).x_prev for c in (False, True))
+    torch.testing.assert_close(plain, clipped)
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
+def test_clipped_trajectories_keep_every_x0_pred_in_the_box(schedule, sampler):
+    wild = lambda xt, t: -3 * xt  # noqa: E731  an eps_theta whose x0_pred leaves [-1, 1]
+    g = torch.Generator().manual_seed(0)
+    run = ddpm_trajectory(wild, schedule, (2, 3), g, clip_denoised=True) if sampler == "ddpm" else \
+        ddim_trajectory(wild, schedule, (2, 3), g, num_steps=20, clip_denoised=True)
+    states = list(run)[1:]
+    assert all(s.x0_pred.abs().max() <= 1 for s in states)
+    assert states[-1].xt.abs().max() <= 1  # the last step returns x0_pred itself
+
+
+# --- no host-device synchronisation in the loops ----------------------------------------------
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
+def test_a_sampling_step_reads_nothing_on_the_host(sampler, request):
+    schedule = NoiseSchedule(make_betas("linear", 1000)).to(dtype=torch.float32)
+    from ddpm_lite.unet import UNet, UNetConfig
+    model = UNet(UNetConfig(base_channels=16, channel_mults=(1, 2), num_res_blocks=1, attention_resolutions=(14,),
+                            groups=8, num_classes=10)).eval()
+    eps_model = lambda xt, t: model(xt, t, torch.full_like(t, 3))  # noqa: E731
+    g = torch.Generator().manual_seed(0)
+    run = ddpm_trajectory(eps_model, schedule, (2, 1, 28, 28), g, clip_denoised=True) if sampler == "ddpm" else \
+        ddim_trajectory(eps_model, schedule, (2, 1, 28, 28), g, num_steps=10, eta=0.5, clip_denoised=True)
+    next(run)
+    request.getfixturevalue("no_host_sync")
+    with torch.no_grad():
+        for _ in range(3):
+            state = next(run)
+    assert state.x0_pred is not None
+
+
+def test_samplers_follow_the_schedules_device_by_default():
+    # The meta device stands in for a GPU: x_T is drawn where the schedule lives, not on the CPU.
+    schedule = NoiseSchedule(make_betas("linear", 100)).to("meta")
+    assert next(ddim_trajectory(lambda xt, t: xt, schedule, (2, 3), torch.Generator())).xt.device.type == "meta"
+    assert next(ddpm_trajectory(lambda xt, t: xt, schedule, (2, 3), torch.Generator())).xt.device.type == "meta"

@@ -1,5 +1,6 @@
 import json
 import math
+from dataclasses import replace
 
 import torch
 
@@ -54,7 +55,9 @@ from ddpm_lite.data import load_mnist, to_model_range  # noqa: E402
 from ddpm_lite.train import TrainConfig, load_model, train  # noqa: E402
 from ddpm_lite.unet import UNetConfig  # noqa: E402
 
-TINY_UNET = UNetConfig(base_channels=16, channel_mults=(1, 2), num_res_blocks=1, attention_resolutions=(14,), groups=8)
+from ddpm_lite.presets import PRESETS  # noqa: E402
+
+TINY_UNET = PRESETS["tiny"].unet
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +106,9 @@ def test_load_model_gives_the_ema_weights(tmp_path, images):
     ({"device": "tpu"}, r"device must be one of \('auto', 'cpu', 'cuda'\)"),
     ({"warmup_steps": -1}, r"warmup_steps must be >= 0"),
     ({"p_uncond": 1.5}, r"p_uncond must be in \[0, 1\]"),
+    ({"lr_schedule": "step"}, r"lr_schedule must be one of \('constant', 'cosine'\)"),
+    ({"precision": "fp16"}, r"precision must be one of \('auto', 'fp32', 'bf16'\)"),
+    ({"keep_checkpoints": 0}, r"keep_checkpoints must be >= 1"),
 ])
 def test_bad_train_config_is_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -111,8 +117,7 @@ def test_bad_train_config_is_rejected(kwargs, message):
 
 # --- class-conditional training (classifier-free guidance) ------------------------------------
 
-TINY_CONDITIONAL = UNetConfig(base_channels=16, channel_mults=(1, 2), num_res_blocks=1, attention_resolutions=(14,),
-                              groups=8, num_classes=10)
+TINY_CONDITIONAL = replace(TINY_UNET, num_classes=10)
 
 
 @pytest.fixture(scope="module")
@@ -155,3 +160,89 @@ def test_full_label_dropout_makes_the_labels_irrelevant(tmp_path, images, labels
     a = train(TINY_CONDITIONAL, config, images, tmp_path / "a", progress=False, labels=labels)
     b = train(TINY_CONDITIONAL, config, images, tmp_path / "b", progress=False, labels=(labels + 1) % 10)
     assert a.losses == b.losses
+
+
+# --- EMA warm-up, learning-rate schedule, checkpoint pruning -----------------------------------
+
+from ddpm_lite.train import ema_decay_at, lr_factor, make_optimizer, prune_checkpoints, train_step  # noqa: E402
+
+
+def test_ema_warmup_keeps_little_of_the_initial_weights():
+    # The initial weights' share after n steps is the product of the decays; without the warm-up,
+    # 0.999**1000 = 37 % of the average would still be the untrained network.
+    share = math.prod(ema_decay_at(k, 0.999) for k in range(1000))
+    assert share < 1e-3 < 0.999**1000
+    assert ema_decay_at(0, 0.999) == 0.1 and ema_decay_at(10**6, 0.999) == 0.999
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero():
+    config = TrainConfig(steps=1000, warmup_steps=100, lr_schedule="cosine")
+    assert lr_factor(0, config) == pytest.approx(0.01) and lr_factor(99, config) == pytest.approx(1.0)
+    assert lr_factor(550, config) == pytest.approx(0.5)  # halfway through the decay: cos(pi/2)
+    assert lr_factor(999, config) == pytest.approx(0.0, abs=1e-4)
+    assert lr_factor(500, replace(config, lr_schedule="constant")) == 1.0
+
+
+def test_a_short_runs_ema_is_no_worse_than_its_raw_weights_on_held_out_data(tmp_path, images):
+    result = train(TINY_UNET, TrainConfig(steps=150, batch_size=32, lr=2e-3, warmup_steps=10, ema_decay=0.999,
+                                          checkpoint_every=150, device="cpu"), images, tmp_path, progress=False)
+    held_out = to_model_range(load_mnist("test").images[:256])
+    schedule = NoiseSchedule(make_betas("linear", 1000)).to(dtype=torch.float32)
+
+    def held_out_loss(model):  # the same t and eps for both models: a paired comparison
+        with torch.no_grad():
+            return training_loss(model.eval(), schedule, held_out, torch.Generator().manual_seed(1)).item()
+
+    raw, ema = held_out_loss(result.model), held_out_loss(result.ema)
+    # Without the warm-up the EMA after 150 steps is 86 % the zero-output initial network: loss near 1.
+    assert ema <= raw * 1.05, (ema, raw)
+
+
+def test_pruning_keeps_the_newest_checkpoints_and_the_final_one(tmp_path, images):
+    train(TINY_UNET, replace(tiny_config(8), keep_checkpoints=2), images, tmp_path, progress=False)
+    assert sorted(p.name for p in tmp_path.glob("*.json")) == ["checkpoint-0000006.json", "checkpoint-0000008.json"]
+    for step in (10, 12):  # as if resumed with more steps: step 8 was final before, 12 is now
+        (tmp_path / f"checkpoint-{step:07d}.json").write_text("{}")
+    deleted = prune_checkpoints(tmp_path, 2, keep_step=12)
+    assert [s.name for s in deleted] == ["checkpoint-0000006", "checkpoint-0000008"]
+    assert not (tmp_path / "checkpoint-0000006.safetensors").exists()
+
+
+# --- the GPU path, checked on the CPU ---------------------------------------------------------
+
+def test_training_under_bf16_autocast_runs_and_lowers_the_loss(tmp_path, images):
+    # CPU autocast runs the U-Net in bfloat16, as CUDA autocast does: the loss must still be float32.
+    config = TrainConfig(steps=40, batch_size=32, lr=2e-3, warmup_steps=5, checkpoint_every=20, device="cpu",
+                         precision="bf16")
+    result = train(TINY_UNET, config, images, tmp_path, progress=False)
+    assert len(result.losses) == 40 and all(math.isfinite(x) for x in result.losses)
+    assert sum(result.losses[-10:]) < 0.8 * sum(result.losses[:10])
+    resumed = train(TINY_UNET, replace(config, steps=60), images, tmp_path, progress=False)
+    assert resumed.losses[:40] == result.losses
+
+
+from conftest import HostSyncError  # noqa: E402
+
+
+def test_the_sync_detector_catches_a_sync(no_host_sync):
+    with pytest.raises(HostSyncError):
+        bool((torch.zeros(2) < 1).all())
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_a_training_step_reads_nothing_on_the_host(images, labels, conditional, request):
+    from ddpm_lite.unet import UNet
+
+    unet_config = TINY_CONDITIONAL if conditional else TINY_UNET
+    model = UNet(unet_config)
+    ema = UNet(unet_config).requires_grad_(False)
+    config = tiny_config(3)
+    optimizer = make_optimizer(model, config)
+    lr_schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, config))
+    schedule = NoiseSchedule(make_betas("linear", 1000)).to(dtype=torch.float32)
+    g = torch.Generator().manual_seed(0)
+    request.getfixturevalue("no_host_sync")
+    for step in range(2):
+        loss = train_step(model, ema, optimizer, lr_schedule, model, schedule, images, labels if conditional else None,
+                          g, config, step, torch.autocast("cpu", enabled=False))
+    assert loss.shape == ()

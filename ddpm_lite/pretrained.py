@@ -1,0 +1,51 @@
+"""The shipped MNIST diffusion models, loaded in one call: `load_pretrained("mnist")`.
+
+One class-conditional U-Net, trained with label dropout, serves both names:
+- "mnist": the unconditional model, eps_theta(x_t, t), i.e. the network given the "no label" token;
+- "mnist-cond": eps_theta(x_t, t, y), for classifier-free guidance.
+The weights (EMA, float32) and a JSON sidecar (the command, steps, images seen, wall time,
+hardware, torch version, the loss curve and the measured sample quality) are in `weights/`;
+the SHA-256 recorded in the sidecar is checked on every load.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+
+from .checkpoint import config_from_json, load_checkpoint
+from .schedules import NoiseSchedule, make_betas
+from .unet import UNet, UNetConfig
+
+WEIGHTS = Path(__file__).with_name("weights")
+PRETRAINED = {"mnist": "mnist_ddpm", "mnist-cond": "mnist_ddpm"}  # name -> file stem in weights/
+CLIP_DENOISED = True  # MNIST lives in [-1, 1]: sample with x0_pred clipped, as Ho et al. do
+
+
+class Pretrained(NamedTuple):
+    model: UNet  # in eval mode; model(x_t, t) is the unconditional eps_theta, model(x_t, t, y) the conditional one
+    schedule: NoiseSchedule  # float32, on the model's device
+    info: dict[str, Any]  # the sidecar: provenance, training curve, measured quality
+    conditional: bool  # True for "mnist-cond": pass labels (or use classifier_free_guidance)
+
+
+def pretrained_path(name: str) -> Path:
+    if name not in PRETRAINED:
+        raise ValueError(f"name must be one of {tuple(PRETRAINED)}, got {name!r}")
+    return WEIGHTS / PRETRAINED[name]
+
+
+def load_pretrained(name: str = "mnist", device: str | torch.device = "cpu") -> Pretrained:
+    """A shipped model with its schedule, checksum-verified, in eval mode, on `device`."""
+    tensors, info = load_checkpoint(pretrained_path(name), device)
+    model = UNet(config_from_json(UNetConfig, info["unet_config"]))
+    model.load_state_dict({k[len("ema."):]: v for k, v in tensors.items() if k.startswith("ema.")})
+    schedule = NoiseSchedule(make_betas(info["train_config"]["schedule"], info["train_config"]["T"]))
+    return Pretrained(model.to(device).eval(), schedule.to(device, torch.float32), info, name == "mnist-cond")
+
+
+def loss_history(name: str = "mnist") -> torch.Tensor:
+    """L_simple at every training step of the shipped model, (steps,) float32."""
+    tensors, _ = load_checkpoint(pretrained_path(name))
+    return tensors["history.loss"]

@@ -1,0 +1,40 @@
+"""Write a training checkpoint's EMA weights into ddpm_lite/weights/ as a shipped model.
+
+    python tools/ship_model.py runs/mnist-cond/checkpoint-0003800 --out ddpm_lite/weights/mnist_ddpm \
+        [--quality benchmarks/results/sample_quality_mnist.json ...]
+
+Only the EMA weights and the loss history travel (the optimizer state stays behind); the sidecar
+keeps the checkpoint's provenance (command, steps, images seen, wall time, device, torch, code
+version) and adds the SHA-256 of the checkpoint it came from and any measured quality files.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ddpm_lite.checkpoint import load_checkpoint, save_checkpoint, sha256_of
+
+KEPT = ("step", "unet_config", "train_config", "data", "command", "wall_seconds_total", "images_seen", "device",
+        "code_version", "torch", "metrics")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint", type=Path, help="training checkpoint, path without suffix")
+    parser.add_argument("--out", type=Path, required=True, help="shipped model, path without suffix")
+    parser.add_argument("--quality", type=Path, nargs="*", default=[], help="JSON files from benchmarks/ to record")
+    args = parser.parse_args()
+    tensors, info = load_checkpoint(args.checkpoint)
+    kept = {k: v.float() for k, v in tensors.items() if k.startswith("ema.")}
+    kept["history.loss"] = tensors["history.loss"]
+    sidecar = {k: info[k] for k in KEPT if k in info}
+    sidecar["source_checkpoint"] = {"name": args.checkpoint.name,
+                                    "sha256": sha256_of(args.checkpoint.with_suffix(".safetensors"))}
+    sidecar["quality"] = [json.loads(p.read_text()) for p in args.quality]
+    weights = save_checkpoint(args.out, kept, sidecar)
+    print(f"wrote {weights} ({weights.stat().st_size / 1e6:.2f} MB) and {args.out.with_suffix('.json').name}")
+
+
+if __name__ == "__main__":
+    main()
