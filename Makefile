@@ -7,7 +7,7 @@ ASSETS := .cache/site-assets
 # Browser tests: "required" fails when Chromium or the CDN files are missing; "optional" skips.
 SITE_TESTS ?= optional
 
-.PHONY: book test site-assets chromium clean
+.PHONY: book test nbval site-assets chromium clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10) and "Python >= 3.10 is needed" or 0)'
@@ -24,9 +24,14 @@ book: $(STAMP)
 	$(VENV)/bin/jupyter-book build . --warningiserror --nitpick --keep-going
 	@echo "The book is at: file://$(CURDIR)/_build/html/index.html"
 
-## Unit tests, every chapter under nbval, then the built site in headless Chromium.
+## Unit tests, nbval's rules on the chapters the build executed, and the built site in headless
+## Chromium, on both cores (pytest-xdist; a file's tests share one worker and its fixtures).
 test: $(STAMP) book site-assets chromium
-	DDPM_BOOK_SITE_TESTS=$(SITE_TESTS) $(PY) -m pytest
+	DDPM_BOOK_SITE_TESTS=$(SITE_TESTS) $(PY) -m pytest -n 2 --dist loadfile
+
+## Execute every chapter again under nbval (the build already executes them once; `make test` checks that run).
+nbval: $(STAMP)
+	$(PY) -m pytest book
 
 ## The files the site loads from CDNs, for the offline browser tests (npm registry).
 site-assets: $(ASSETS)/.done

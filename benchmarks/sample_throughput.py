@@ -1,10 +1,12 @@
 """Sampling speed in images per second: DDIM with 50 steps and ancestral sampling with T steps.
 
+    python benchmarks/sample_throughput.py --pretrained mnist --n 256 --ddpm-n 32 --batch-size 256 --device cpu
     python benchmarks/sample_throughput.py runs/mnist --n 10000 --batch-size 2000
-    python benchmarks/sample_throughput.py --random-init --tiny --n 64 --ddpm-n 8 --device cpu
+    python benchmarks/sample_throughput.py --random-init --preset tiny --n 64 --ddpm-n 8 --device cpu
 
-A checkpoint gives real samples; --random-init times an untrained U-Net of the same shape (the
-cost per step does not depend on the weights). Times exclude one warm-up batch.
+A checkpoint or a shipped model gives real samples; --random-init times an untrained U-Net of a
+preset's shape (the cost per step does not depend on the weights). Times exclude one warm-up
+batch. The time for 1,000 images is n / rate, printed beside the measured rate.
 """
 from __future__ import annotations
 
@@ -14,12 +16,13 @@ from pathlib import Path
 
 import torch
 
-from ddpm_lite.__main__ import TINY
 from ddpm_lite.checkpoint import latest_checkpoint
+from ddpm_lite.presets import get_preset
+from ddpm_lite.pretrained import load_pretrained
 from ddpm_lite.sampling import ddim_trajectory, ddpm_trajectory, final_sample
 from ddpm_lite.schedules import NoiseSchedule, make_betas
 from ddpm_lite.train import load_model, resolve_device
-from ddpm_lite.unet import UNet, UNetConfig
+from ddpm_lite.unet import UNet
 
 from hardware import describe
 
@@ -41,19 +44,22 @@ def images_per_second(make_trajectory, n: int, batch_size: int, device: torch.de
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", nargs="?", type=Path)
+    parser.add_argument("--pretrained", choices=("mnist",), help="the shipped model")
     parser.add_argument("--random-init", action="store_true")
-    parser.add_argument("--tiny", action="store_true", help="with --random-init: the tiny U-Net")
+    parser.add_argument("--preset", default="gpu", help="with --random-init: the U-Net of this preset (tiny, cpu, gpu)")
     parser.add_argument("--n", type=int, default=10_000, help="DDIM-50 samples")
     parser.add_argument("--ddpm-n", type=int, help="ancestral samples (default: --n)")
     parser.add_argument("--batch-size", type=int, default=2000)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--bf16", action="store_true", help="autocast the U-Net to bfloat16 (CUDA)")
     args = parser.parse_args()
-    if (args.checkpoint is None) == (not args.random_init):
-        parser.error("give a checkpoint or --random-init, not both")
+    if sum([args.checkpoint is not None, args.random_init, args.pretrained is not None]) != 1:
+        parser.error("give one of: a checkpoint, --pretrained or --random-init")
     device = resolve_device(args.device)
     if args.random_init:
-        model, T = UNet(UNetConfig(**(TINY if args.tiny else {}))).to(device).eval(), 1000
+        model, T = UNet(get_preset(args.preset).unet).to(device).eval(), 1000
+    elif args.pretrained:
+        model, T = load_pretrained(args.pretrained, device).model, 1000
     else:
         stem = latest_checkpoint(args.checkpoint) if args.checkpoint.is_dir() else args.checkpoint
         model, T = load_model(stem, device=device), 1000
@@ -69,10 +75,10 @@ def main() -> None:
     print(describe(device))
     print(f"U-Net {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, batch {args.batch_size}, bf16={args.bf16}")
     rate, seconds = images_per_second(lambda b: ddim_trajectory(eps_model, schedule, (b, *shape), g, 50, device=device), args.n, args.batch_size, device)
-    print(f"DDIM-50:   {rate:,.1f} images/s ({args.n} images in {seconds:.1f} s)")
+    print(f"DDIM-50:   {rate:,.1f} images/s ({args.n} images in {seconds:.1f} s; 1,000 images: {1000 / rate:,.0f} s)")
     n = args.ddpm_n or args.n
     rate, seconds = images_per_second(lambda b: ddpm_trajectory(eps_model, schedule, (b, *shape), g, device=device), n, args.batch_size, device)
-    print(f"DDPM-{T}: {rate:,.1f} images/s ({n} images in {seconds:.1f} s)")
+    print(f"DDPM-{T}: {rate:,.2f} images/s ({n} images in {seconds:.1f} s; 1,000 images: {1000 / rate:,.0f} s)")
 
 
 if __name__ == "__main__":

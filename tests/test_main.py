@@ -138,3 +138,11 @@ def test_train_noisy_classifier_writes_a_checkpoint_with_accuracy_by_t(tmp_path)
     assert result.returncode == 0, result.stderr
     info = json.loads((tmp_path / "noisy.json").read_text())
     assert set(info["metrics"]["test_accuracy_at_t"]) == {"0", "250", "500", "750", "999"} and info["steps"] == 3
+
+
+def test_the_console_script_is_the_same_command():
+    script = Path(sys.executable).with_name("ddpm-lite")
+    if not script.is_file():
+        pytest.skip(f"{script} is not installed (pip install -e . installs it)")
+    result = subprocess.run([str(script), "sample", "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "--pretrained" in result.stdout
