@@ -1,7 +1,7 @@
 """Write a training checkpoint's EMA weights into ddpm_lite/weights/ as a shipped model.
 
     python tools/ship_model.py runs/mnist-cond/checkpoint-0003800 --out ddpm_lite/weights/mnist_ddpm \
-        [--quality benchmarks/results/sample_quality_mnist.json ...]
+        --data-dir ../shared/data/mnist [--quality benchmarks/results/quality_mnist.json ...]
 
 Only the EMA weights and the loss history travel (the optimizer state stays behind); the sidecar
 keeps the checkpoint's provenance (command, steps, images seen, wall time, device, torch, code
@@ -15,6 +15,15 @@ from pathlib import Path
 
 from ddpm_lite.checkpoint import load_checkpoint, save_checkpoint, sha256_of
 
+MNIST_DIR = "$DDPM_LITE_MNIST_DIR"  # how the sidecar names the training data's directory: no path of this machine
+
+
+def without_local_paths(info: dict, data_dir: str) -> dict:
+    """The sidecar with this machine's MNIST directory replaced by MNIST_DIR (the files are the standard four)."""
+    text = json.dumps(info).replace(json.dumps(data_dir)[1:-1], MNIST_DIR)
+    return json.loads(text)
+
+
 KEPT = ("step", "unet_config", "train_config", "data", "command", "wall_seconds_total", "images_seen", "device",
         "code_version", "torch", "metrics")
 
@@ -24,11 +33,12 @@ def main() -> None:
     parser.add_argument("checkpoint", type=Path, help="training checkpoint, path without suffix")
     parser.add_argument("--out", type=Path, required=True, help="shipped model, path without suffix")
     parser.add_argument("--quality", type=Path, nargs="*", default=[], help="JSON files from benchmarks/ to record")
+    parser.add_argument("--data-dir", required=True, help="the MNIST directory the run used, as written in its command")
     args = parser.parse_args()
     tensors, info = load_checkpoint(args.checkpoint)
     kept = {k: v.float() for k, v in tensors.items() if k.startswith("ema.")}
     kept["history.loss"] = tensors["history.loss"]
-    sidecar = {k: info[k] for k in KEPT if k in info}
+    sidecar = without_local_paths({k: info[k] for k in KEPT if k in info}, args.data_dir)
     sidecar["source_checkpoint"] = {"name": args.checkpoint.name,
                                     "sha256": sha256_of(args.checkpoint.with_suffix(".safetensors"))}
     sidecar["quality"] = [json.loads(p.read_text()) for p in args.quality]
