@@ -5,8 +5,8 @@
 
 DDIM with eta in {0, 0.5, 1} at 10, 20, 50 and 100 steps, and the ancestral sampler (DDPM,
 1,000 steps) with both variances, each on --n samples from one seed, x0_pred clipped. The
-data file also holds a small live check (DDIM-10, eta 0, 64 samples) that the sampling chapter
-recomputes exactly, and the weights' SHA-256, so a retrained model makes the file stale.
+data file also holds a small live check (DDIM-10, eta 0, 64 samples, scored against the first
+2,000 test images, which ship with the package) that the sampling chapter recomputes exactly, and the weights' SHA-256, so a retrained model makes the file stale.
 """
 from __future__ import annotations
 
@@ -37,7 +37,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=250, help="samples per configuration")
     parser.add_argument("--steps", type=int, nargs="*", default=[10, 20, 50, 100])
     parser.add_argument("--etas", type=float, nargs="*", default=[0.0, 0.5, 1.0])
-    parser.add_argument("--no-ddpm", action="store_true", help="skip the 1,000-step ancestral runs")
+    parser.add_argument("--ddpm-variances", nargs="*", default=["beta_tilde", "beta"],
+                        help="the 1,000-step ancestral runs (none: skip them)")
     parser.add_argument("--json", type=Path, required=True)
     args = parser.parse_args()
     device = torch.device("cpu")
@@ -53,8 +54,7 @@ def main() -> None:
 
     runs = []
     configs = [("ddim", eta, steps, "beta_tilde") for eta in args.etas for steps in args.steps]
-    if not args.no_ddpm:
-        configs += [("ddpm", 1.0, 1000, "beta_tilde"), ("ddpm", 1.0, 1000, "beta")]
+    configs += [("ddpm", 1.0, 1000, variance) for variance in args.ddpm_variances]
     for sampler, eta, steps, variance in configs:
         began = time.perf_counter()
         x = draw(model, schedule, args.n, 250, sampler, steps, eta, True, torch.Generator().manual_seed(0), variance=variance)
@@ -64,11 +64,13 @@ def main() -> None:
         print(runs[-1], flush=True)
     c = LIVE_CHECK
     x = draw(model, schedule, c["n"], c["n"], c["sampler"], c["steps"], c["eta"], True, torch.Generator().manual_seed(c["seed"]))
-    fd, inception = score(x)
+    live_stats = feature_stats(predict(classifier, to_model_range(test.images[:2000]))[0])
+    feats, probs = predict(classifier, x)
+    fd, inception = frechet_distance(feature_stats(feats), live_stats), inception_score(probs)
     record = {"command": "python benchmarks/sampler_sweep.py " + " ".join(sys.argv[1:]), "hardware": describe(device),
               "weights": weights.name, "weights_sha256": sha256_of(weights), "n": args.n, "clip_denoised": True,
               "test_images": len(test.labels[:10_000]), "runs": runs,
-              "live_check": {**c, "fd_mnist": fd, "mnist_is": inception}}
+              "live_check": {**c, "reference": "the first 2,000 MNIST test images", "fd_mnist": fd, "mnist_is": inception}}
     atomic_write(args.json, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2)))
     print(f"wrote {args.json}")
 

@@ -103,3 +103,10 @@ def test_every_figure_cell_has_alt_text(path):
         if cell["cell_type"] == "code" and "plt.show()" in source:
             alt = cell["metadata"].get("mystnb", {}).get("image", {}).get("alt", "")
             assert len(alt) > 20, f"{path.name} cell {i}: a figure without alt text"
+
+
+def test_the_package_names_no_path_outside_itself():
+    # ddpm_lite is installed on its own; ../shared exists only beside this checkout.
+    offenders = [p.name for p in (ROOT / "ddpm_lite").rglob("*") if p.is_file() and p.suffix in (".py", ".json", ".md")
+                 and "shared/" in p.read_text(encoding="utf-8")]
+    assert not offenders, offenders

@@ -6,21 +6,48 @@ import torch
 
 from ddpm_lite.data import ENV_VAR, SUBSET_DIR, load_mnist, read_mnist_dir, to_model_range, to_pixels
 
-SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
-needs_shared = pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="../shared/data/mnist is not present")
+import os
+
+from ddpm_lite.data import FILES, IMAGE_MAGIC, LABEL_MAGIC
 
 
-@needs_shared
+@pytest.fixture(scope="module")
+def real_mnist_dir():
+    """The four original MNIST files: $DDPM_LITE_MNIST_DIR, or the checkout's sibling shared/data/mnist."""
+    candidates = [os.environ.get(ENV_VAR), Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"]
+    for candidate in candidates:
+        if candidate and all((Path(candidate) / (f + ".gz")).is_file() or (Path(candidate) / f).is_file()
+                             for split in ("train", "test") for f in FILES[split]):
+            return Path(candidate)
+    pytest.skip(f"no full MNIST directory (set ${ENV_VAR} to one holding the four original files)")
+
+
+def write_idx(directory, split, images, labels):
+    """Standard gzip IDX files, as tools/make_mnist_subset.py writes them."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for stem, magic, array in zip(FILES[split], (IMAGE_MAGIC, LABEL_MAGIC), (images, labels)):
+        header = magic.to_bytes(4, "big") + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+        with gzip.open(directory / (stem + ".gz"), "wb") as f:
+            f.write(header + array.numpy().tobytes())
+
+
+def test_parses_generated_idx_files(tmp_path):
+    images = torch.randint(0, 256, (7, 28, 28), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    labels = torch.tensor([3, 1, 4, 1, 5, 9, 2], dtype=torch.uint8)
+    write_idx(tmp_path, "test", images, labels)
+    data = read_mnist_dir(tmp_path, "test")
+    assert torch.equal(data.images, images) and data.labels.tolist() == labels.tolist()
+
+
 @pytest.mark.parametrize("split,n", [("train", 60_000), ("test", 10_000)])
-def test_parses_the_real_mnist_files(split, n):
-    data = read_mnist_dir(SHARED_MNIST, split)
+def test_parses_the_real_mnist_files(split, n, real_mnist_dir):
+    data = read_mnist_dir(real_mnist_dir, split)
     assert data.images.shape == (n, 28, 28) and data.images.dtype == torch.uint8
     assert data.labels.shape == (n,) and set(data.labels.unique().tolist()) == set(range(10))
 
 
-@needs_shared
-def test_shipped_subset_is_the_first_images_of_the_real_files():
-    real, subset = read_mnist_dir(SHARED_MNIST, "train"), read_mnist_dir(SUBSET_DIR, "train")
+def test_shipped_subset_is_the_first_images_of_the_real_files(real_mnist_dir):
+    real, subset = read_mnist_dir(real_mnist_dir, "train"), read_mnist_dir(SUBSET_DIR, "train")
     assert torch.equal(subset.images, real.images[:6000]) and torch.equal(subset.labels, real.labels[:6000])
 
 

@@ -72,9 +72,11 @@ def test_classifier_grad_is_the_gradient_of_the_log_softmax():
 
 def test_classifier_grad_works_under_no_grad():
     classifier = lambda x, t: torch.cat([x, -x], 1)
+    x = torch.tensor([[0.0], [0.5], [-2.0]], **F64)
     with torch.no_grad():
-        grad = classifier_grad(classifier, torch.tensor([0]))(torch.zeros(1, 1), torch.zeros(1, dtype=torch.long))
-    assert grad.shape == (1, 1) and torch.isfinite(grad).all()
+        grad = classifier_grad(classifier, torch.tensor([0, 0, 0]))(x, torch.zeros(3, dtype=torch.long))
+    # log softmax([x, -x])_0 = x - log(e^x + e^-x), whose derivative is 1 - tanh(x)
+    assert torch.allclose(grad, 1 - torch.tanh(x), atol=1e-12)
 
 
 def test_drop_labels_replaces_the_expected_fraction():

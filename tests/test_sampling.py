@@ -70,13 +70,36 @@ def test_ddpm_sampler_moments_follow_the_float64_recursion(schedule, variance):
     assert_sample_moments(x, mean, var)
 
 
+def package_moments(schedule, steps, kind, variance="beta_tilde"):
+    """Mean and variance of the package's sampler output, exactly: with the exact eps model each step is
+    x_prev = a x + b + sigma z, and a, b, sigma are read off ddpm_step / ddim_step at x in {0, 1}, z in {0, 1}."""
+    model = exact_eps_model(schedule)
+    x = torch.tensor([[0.0], [1.0], [0.0]], dtype=torch.float64)
+    z = torch.tensor([[0.0], [0.0], [1.0]], dtype=torch.float64)
+    mean, var = 0.0, 1.0
+    for t, t_prev in zip(steps, steps[1:] + [-1]):
+        eps = model(x, torch.full((3,), t))
+        out = ddpm_step(schedule, x, t, eps, z, variance).x_prev if kind == "ddpm" else ddim_step(schedule, x, t, t_prev, eps).x_prev
+        b, a, sigma = out[0, 0].item(), (out[1, 0] - out[0, 0]).item(), (out[2, 0] - out[0, 0]).item()
+        mean, var = a * mean + b, a * a * var + sigma**2
+    return mean, var
+
+
+def test_package_moments_agree_with_the_papers_formulas(schedule):
+    steps = ddim_timesteps(1000, 50)
+    for kind, variance in (("ddpm", "beta_tilde"), ("ddpm", "beta"), ("ddim", "beta_tilde")):
+        expected = propagate_moments(schedule, list(range(999, -1, -1)) if kind == "ddpm" else steps, kind, variance)
+        got = package_moments(schedule, list(range(999, -1, -1)) if kind == "ddpm" else steps, kind, variance)
+        assert got == pytest.approx(expected, rel=1e-9)
+
+
 def test_ddpm_variance_choices_bracket_the_data_variance(schedule):
     # sigma^2 = beta_tilde is optimal for a point mass, sigma^2 = beta for N(0, I) data (Ho et al.
-    # sec. 3.2); for data in between, the two samplers' final variances bracket the truth.
-    # Computed by the recursion, not sampled, so no Monte Carlo error enters.
+    # sec. 3.2); for data in between, the package's two samplers' final variances bracket the truth.
+    # Exact moments of the package's steps, so no Monte Carlo error enters.
     steps = list(range(999, -1, -1))
-    mean_small, var_small = propagate_moments(schedule, steps, "ddpm", "beta_tilde")
-    mean_large, var_large = propagate_moments(schedule, steps, "ddpm", "beta")
+    mean_small, var_small = package_moments(schedule, steps, "ddpm", "beta_tilde")
+    mean_large, var_large = package_moments(schedule, steps, "ddpm", "beta")
     assert var_small < DATA_VAR < var_large
     assert mean_small == pytest.approx(DATA_MEAN, rel=1e-4) and mean_large == pytest.approx(DATA_MEAN, rel=1e-4)
 
@@ -91,7 +114,7 @@ def test_ddim_sampler_moments_follow_the_float64_recursion(schedule):
 def test_ddim_variance_error_shrinks_with_more_steps(schedule):
     # Coarse deterministic steps shrink the variance (0.075 at 50 steps vs 0.09); at 1000 steps
     # DDIM follows the probability-flow ODE closely.
-    errors = [abs(propagate_moments(schedule, ddim_timesteps(1000, n), "ddim")[1] - DATA_VAR) for n in (10, 50, 250, 1000)]
+    errors = [abs(package_moments(schedule, ddim_timesteps(1000, n), "ddim")[1] - DATA_VAR) for n in (10, 50, 250, 1000)]
     assert errors == sorted(errors, reverse=True)
     assert errors[-1] < 0.015 * DATA_VAR
 
