@@ -7,7 +7,10 @@ ASSETS := .cache/site-assets
 # Browser tests: "required" fails when Chromium or the CDN files are missing; "optional" skips.
 SITE_TESTS ?= optional
 
-.PHONY: book test nbval site-assets chromium clean
+.PHONY: venv book test nbval site-assets chromium clean
+
+## The virtual environment alone: requirements.txt and ddpm_lite (editable), with the `ddpm-lite` command.
+venv: $(STAMP)
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10) and "Python >= 3.10 is needed" or 0)'
