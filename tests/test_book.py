@@ -90,10 +90,11 @@ def test_chapter_says_how_to_run_it(path):
 
 
 @pytest.mark.parametrize("path", CHAPTER_NOTEBOOKS, ids=lambda p: p.name)
-def test_chapter_installs_ddpm_lite_in_colab_in_a_hidden_first_cell(path):
+def test_chapter_says_how_to_install_ddpm_lite_in_a_hidden_first_cell(path):
     first = json.loads(path.read_text(encoding="utf-8"))["cells"][0]
     assert first["cell_type"] == "code" and "remove-cell" in first["metadata"].get("tags", [])
-    assert "pip" in "".join(first["source"]) and "ddpm_lite" in "".join(first["source"])
+    source = "".join(first["source"])
+    assert "make venv" in source and "ddpm_lite" in source and "github.com" not in source
 
 
 @pytest.mark.parametrize("path", CHAPTER_NOTEBOOKS, ids=lambda p: p.name)

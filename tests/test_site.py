@@ -281,12 +281,10 @@ def test_every_figure_is_on_the_page_with_alt_text(path):
     assert not missing, f"{path}: figures without alt text: {missing}"
 
 
-def test_launch_and_download_buttons_on_every_chapter():
+def test_download_buttons_and_no_buttons_that_lead_nowhere():
+    # Without repository.url in _config.yml there are no repository, issues or launch buttons.
     for path in CHAPTERS:
-        if not (ROOT / path.replace(".html", ".ipynb")).is_file():
-            continue
         html = (SITE / path).read_text(encoding="utf-8")
-        name = Path(path).stem
-        assert f"colab.research.google.com/github/ddpm-book/ddpm-book/blob/main/book/{name}.ipynb" in html, path
-        assert f"mybinder.org/v2/gh/ddpm-book/ddpm-book/main?urlpath=tree/book/{name}.ipynb" in html, path
-        assert f"_sources/book/{name}.ipynb" in html, f"{path}: no .ipynb download button"
+        assert "ddpm-book/ddpm-book" not in html and "None/None" not in html, path
+        if (ROOT / path.replace(".html", ".ipynb")).is_file():
+            assert f"_sources/book/{Path(path).stem}.ipynb" in html, f"{path}: no .ipynb download button"
