@@ -217,6 +217,7 @@ def train(
     bf16 = config.precision == "bf16" or (config.precision == "auto" and on_cuda)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     began = time.perf_counter()
+    code_version = _code_version()  # of the code this process runs, not of whatever is checked out later
     pending: list[Tensor] = []  # losses stay on the device until a checkpoint: no per-step sync
     checkpoint = stem
     bar = tqdm(range(start, config.steps), initial=start, total=config.steps, disable=not progress, unit="step")
@@ -229,7 +230,7 @@ def train(
             pending.clear()
             elapsed = time.perf_counter() - began
             bar.set_postfix(loss=f"{losses[-1]:.4f}", img_per_s=f"{(done - start) * config.batch_size / elapsed:.0f}")
-            run = {"data": {"images": data.shape[0], "note": data_note}, "command": command,
+            run = {"data": {"images": data.shape[0], "note": data_note}, "command": command, "code_version": code_version,
                    "wall_seconds_this_run": round(elapsed, 2), "wall_seconds_total": round(seconds_before + elapsed, 2)}
             checkpoint = _save(out_dir, done, model, ema, optimizer, lr_schedule, generator, device, losses,
                                unet_config, config, run)
@@ -302,7 +303,6 @@ def _save(out_dir, step, model, ema, optimizer, lr_schedule, generator, device, 
         "images_seen": step * config.batch_size,
         "device": describe_device(device),
         "metrics": {"loss_mean_last_100": sum(recent) / len(recent)},
-        "code_version": _code_version(),
         "torch": torch.__version__,
         "optimizer_param_groups": param_groups,
         "lr_schedule": lr_schedule.state_dict(),
