@@ -149,7 +149,7 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
 def run_sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     import matplotlib.pyplot as plt
 
-    from .checkpoint import CheckpointError, latest_checkpoint
+    from .checkpoint import CheckpointError, checkpoint_files, latest_checkpoint
     from .data import to_pixels
     from .guidance import classifier_free_guidance
     from .pretrained import load_pretrained
@@ -166,7 +166,7 @@ def run_sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Non
             if stem is None:
                 raise CheckpointError(f"no complete checkpoint in {args.checkpoint}")
             model = load_model(stem, device=device)
-            config = json.loads(Path(stem).with_suffix(".json").read_text())["train_config"]
+            config = json.loads(checkpoint_files(stem)[1].read_text())["train_config"]
             schedule = NoiseSchedule(make_betas(config["schedule"], config["T"])).to(device, torch.float32)
     except (ValueError, OSError) as err:
         parser.error(str(err))

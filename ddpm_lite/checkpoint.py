@@ -22,6 +22,12 @@ class CheckpointError(ValueError):
     """A checkpoint that is missing, incomplete or does not match its checksum."""
 
 
+def checkpoint_files(path_stem: str | Path) -> tuple[Path, Path]:
+    """(tensors, sidecar) of a stem: the suffixes are appended, so a dotted stem ("model.v2") keeps its name."""
+    path_stem = Path(path_stem)
+    return path_stem.parent / f"{path_stem.name}.safetensors", path_stem.parent / f"{path_stem.name}.json"
+
+
 def sha256_of(path: Path) -> str:
     return file_hash(path, "sha256")
 
@@ -30,18 +36,18 @@ def save_checkpoint(path_stem: Path, tensors: dict[str, Tensor], info: dict[str,
     """Write path_stem.safetensors, then path_stem.json with info and the tensors' SHA-256."""
     path_stem = Path(path_stem)
     path_stem.parent.mkdir(parents=True, exist_ok=True)
-    weights = path_stem.with_suffix(".safetensors")
+    weights, sidecar_path = checkpoint_files(path_stem)
     contiguous = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     atomic_write(weights, lambda tmp: save_file(contiguous, tmp))
     sidecar = {**info, "sha256": sha256_of(weights), "tensors": weights.name}
-    atomic_write(path_stem.with_suffix(".json"), lambda tmp: Path(tmp).write_text(json.dumps(sidecar, indent=2)))
+    atomic_write(sidecar_path, lambda tmp: Path(tmp).write_text(json.dumps(sidecar, indent=2)))
     return weights
 
 
 def load_checkpoint(path_stem: Path, device: str | torch.device = "cpu") -> tuple[dict[str, Tensor], dict[str, Any]]:
     """(tensors, info) of a complete checkpoint whose tensors match the recorded SHA-256."""
     path_stem = Path(path_stem)
-    sidecar, weights = path_stem.with_suffix(".json"), path_stem.with_suffix(".safetensors")
+    weights, sidecar = checkpoint_files(path_stem)
     if not sidecar.is_file() or not weights.is_file():
         raise CheckpointError(f"{path_stem}: needs both {weights.name} and {sidecar.name}")
     info = json.loads(sidecar.read_text())
@@ -58,5 +64,5 @@ def config_from_json(config_cls: type, values: dict[str, Any]) -> Any:
 
 def latest_checkpoint(directory: Path, prefix: str = "checkpoint-") -> Path | None:
     """The stem of the highest-step complete checkpoint in directory, or None."""
-    stems = sorted(p.with_suffix("") for p in Path(directory).glob(f"{prefix}*.json") if p.with_suffix(".safetensors").is_file())
+    stems = sorted(p.with_suffix("") for p in Path(directory).glob(f"{prefix}*.json") if checkpoint_files(p.with_suffix(""))[0].is_file())
     return stems[-1] if stems else None

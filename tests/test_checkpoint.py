@@ -40,3 +40,12 @@ def test_files_are_safetensors_and_json_not_pickle(tmp_path):
     assert header["a"]["shape"] == [3]
     assert json.loads((tmp_path / "ck.json").read_text())["note"] == "x"
     assert not list(tmp_path.glob("*.part"))
+
+
+def test_a_dotted_stem_keeps_its_name(tmp_path):
+    # Path.with_suffix would turn "model.v2" into "model.safetensors" and collide with "model.v3".
+    save_checkpoint(tmp_path / "model.v2", {"a": torch.zeros(2)}, {"step": 2})
+    save_checkpoint(tmp_path / "model.v3", {"a": torch.ones(2)}, {"step": 3})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.v2.json", "model.v2.safetensors",
+                                                          "model.v3.json", "model.v3.safetensors"]
+    assert load_checkpoint(tmp_path / "model.v2")[1]["step"] == 2

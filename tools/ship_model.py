@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ddpm_lite.checkpoint import load_checkpoint, save_checkpoint, sha256_of
+from ddpm_lite.checkpoint import checkpoint_files, load_checkpoint, save_checkpoint, sha256_of
 
 MNIST_DIR = "$DDPM_LITE_MNIST_DIR"  # how the sidecar names the training data's directory: no path of this machine
 
@@ -40,10 +40,10 @@ def main() -> None:
     kept["history.loss"] = tensors["history.loss"]
     sidecar = without_local_paths({k: info[k] for k in KEPT if k in info}, args.data_dir)
     sidecar["source_checkpoint"] = {"name": args.checkpoint.name,
-                                    "sha256": sha256_of(args.checkpoint.with_suffix(".safetensors"))}
+                                    "sha256": sha256_of(checkpoint_files(args.checkpoint)[0])}
     sidecar["quality"] = [json.loads(p.read_text()) for p in args.quality]
     weights = save_checkpoint(args.out, kept, sidecar)
-    print(f"wrote {weights} ({weights.stat().st_size / 1e6:.2f} MB) and {args.out.with_suffix('.json').name}")
+    print(f"wrote {weights} ({weights.stat().st_size / 1e6:.2f} MB) and {checkpoint_files(args.out)[1].name}")
 
 
 if __name__ == "__main__":
