@@ -7,7 +7,7 @@ ASSETS := .cache/site-assets
 # Browser tests: "required" fails when Chromium or the CDN files are missing; "optional" skips.
 SITE_TESTS ?= optional
 
-.PHONY: venv book test nbval site-assets chromium clean
+.PHONY: venv book test unit nbval site-assets chromium clean
 
 ## The virtual environment alone: requirements.txt and ddpm_lite (editable), with the `ddpm-lite` command.
 venv: $(STAMP)
@@ -31,6 +31,10 @@ book: $(STAMP)
 ## Chromium, on both cores (pytest-xdist; a file's tests share one worker and its fixtures).
 test: $(STAMP) book site-assets chromium
 	DDPM_BOOK_SITE_TESTS=$(SITE_TESTS) $(PY) -m pytest -n 2 --dist loadfile
+
+## The unit tests alone, for quick iteration: no book build, no command-line runs, no browser.
+unit: $(STAMP)
+	$(PY) -m pytest -n 2 -m "not slow"
 
 ## Execute every chapter again under nbval (the build already executes them once; `make test` checks that run).
 nbval: $(STAMP)

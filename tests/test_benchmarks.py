@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # `make unit` leaves these out: subprocesses, real sampling, the built site
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # `make unit` leaves these out: subprocesses, real sampling, the built site
+
 ROOT = Path(__file__).resolve().parents[1]
 EXECUTED = ROOT / "_build" / "jupyter_execute" / "book"
 CHAPTERS = sorted(p.stem for p in (ROOT / "book").glob("*.ipynb"))

@@ -12,6 +12,8 @@ from safetensors.torch import load_file
 
 from ddpm_lite.data import SUBSET_DIR
 
+pytestmark = pytest.mark.slow  # `make unit` leaves these out: subprocesses, real sampling, the built site
+
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = [sys.executable, "-m", "ddpm_lite", "train", "--preset", "tiny", "--quiet", "--batch-size", "16", "--images", "256",
          "--data-dir", str(SUBSET_DIR), "--no-download", "--device", "cpu", "--warmup-steps", "2"]

@@ -11,6 +11,8 @@ from ddpm_lite.guidance import classifier_free_guidance
 from ddpm_lite.pretrained import load_pretrained, loss_history, pretrained_path
 from ddpm_lite.sampling import ddim_trajectory, final_sample
 
+pytestmark = pytest.mark.slow  # `make unit` leaves these out: subprocesses, real sampling, the built site
+
 
 @pytest.fixture(scope="module")
 def mnist():

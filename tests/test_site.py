@@ -66,6 +66,8 @@ if missing_prerequisites():
 
 from playwright.sync_api import Page, sync_playwright  # noqa: E402
 
+pytestmark = pytest.mark.slow  # `make unit` leaves these out: subprocesses, real sampling, the built site
+
 CHAPTERS = sorted(p.relative_to(SITE).as_posix() for p in (SITE / "book").glob("*.html"))
 WIDGET_PAGES = ["book/forward_process.html", "book/guidance.html", "book/sampling.html"]
 FIGURE_PAGE = "book/gaussian_toolkit.html"
