@@ -86,8 +86,8 @@ def test_train_then_sample_writes_a_png(tmp_path):
     assert subprocess.run([*TRAIN, "--steps", "2", "--checkpoint-every", "2", "--out", str(tmp_path)], cwd=ROOT, timeout=300).returncode == 0
     result = run(["sample", str(tmp_path), "--n", "5", "--steps", "3", "--out", str(tmp_path / "grid.png"), "--device", "cpu"])
     assert result.returncode == 0, result.stderr
-    image = read_png(tmp_path / "grid.png")
-    assert image.shape[:2] == (2 * 28, 3 * 28)  # 5 samples in a 3-wide grid: 2 rows, the sixth cell black
+    image = read_png(tmp_path / "grid.png")[..., 0]  # RGBA; the grey levels are in every colour channel
+    assert image.shape == (2 * 28, 3 * 28)  # 5 samples in a 3-wide grid: 2 rows, the sixth cell black
     assert image[:28, :28].std() > 0.05 and image[28:, 56:].max() == image.min()
     assert json.loads((tmp_path / "checkpoint-0000002.json").read_text())["step"] == 2
 

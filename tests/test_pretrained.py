@@ -66,9 +66,10 @@ def test_unconditional_samples_are_digits_the_classifier_is_sure_of(mnist, class
     g = torch.Generator().manual_seed(0)
     x = final_sample(ddim_trajectory(mnist.model, mnist.schedule, (16, 1, 28, 28), g, 20, clip_denoised=True))
     _, probs = predict(classifier, x)
-    confident = probs.max(dim=1).values > 0.9
-    # Pure noise or blobs get spread-out class probabilities; digits get one class with p > 0.9.
-    assert confident.float().mean() >= 0.5, probs.max(dim=1).values  # 0.89 mean top probability over 2,000 samples
+    top = probs.max(dim=1).values
+    # Blobs get spread-out class probabilities, digits one class with a high one: over 2,000 DDIM-50
+    # samples the mean top probability is 0.89 (benchmarks/results/quality_mnist.json); DDIM-20 is a bit lower.
+    assert top.mean() >= 0.7, top
     assert len(set(probs.argmax(1).tolist())) >= 4  # not one digit over and over
 
 

@@ -41,7 +41,7 @@ def main() -> None:
     sidecar = without_local_paths({k: info[k] for k in KEPT if k in info}, args.data_dir)
     sidecar["source_checkpoint"] = {"name": args.checkpoint.name,
                                     "sha256": sha256_of(checkpoint_files(args.checkpoint)[0])}
-    sidecar["quality"] = [json.loads(p.read_text()) for p in args.quality]
+    sidecar["quality"] = [without_local_paths(json.loads(p.read_text()), args.data_dir) for p in args.quality]
     weights = save_checkpoint(args.out, kept, sidecar)
     print(f"wrote {weights} ({weights.stat().st_size / 1e6:.2f} MB) and {checkpoint_files(args.out)[1].name}")
 
