@@ -5,7 +5,8 @@ One class-conditional U-Net, trained with label dropout, serves both names:
 - "mnist-cond": eps_theta(x_t, t, y), for classifier-free guidance.
 The weights (EMA, float32) and a JSON sidecar (the command, steps, images seen, wall time,
 hardware, torch version, the loss curve and the measured sample quality) are in `weights/`;
-the SHA-256 recorded in the sidecar is checked on every load.
+the SHA-256 recorded in the sidecar is checked on every load. MNIST lives in [-1, 1], so sample
+these models with clip_denoised=True, as the command line and the chapters do.
 """
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ from .unet import UNet, UNetConfig
 
 WEIGHTS = Path(__file__).with_name("weights")
 PRETRAINED = {"mnist": "mnist_ddpm", "mnist-cond": "mnist_ddpm"}  # name -> file stem in weights/
-CLIP_DENOISED = True  # MNIST lives in [-1, 1]: sample with x0_pred clipped, as Ho et al. do
 
 
 class Pretrained(NamedTuple):

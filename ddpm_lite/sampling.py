@@ -150,7 +150,7 @@ def ddpm_trajectory(
 
     device None means the schedule's. clip_denoised clips x0_pred to [-1, 1] at every step, as Ho et al.'s
     sampler and diffusers' (clip_sample=True) do for images; it is off here because not all data live in
-    [-1, 1] (the book's 2-D examples do not). The command line and `pretrained` turn it on for MNIST.
+    [-1, 1] (the book's 2-D examples do not). The command line and the MNIST chapters turn it on.
     Book: eq. ancestral-step
     """
     v.choice("variance", variance, VARIANCES)
