@@ -1,12 +1,14 @@
 """FD-MNIST of a run's EMA weights at its saved checkpoints: sample quality against training time.
 
-    python benchmarks/fd_during_training.py runs/mnist-cond --data-dir ../shared/data/mnist --n 500 \
+    python benchmarks/fd_during_training.py runs/mnist-cond --data-dir ../shared/data/mnist --n 400 --every 2 \
         --json benchmarks/results/fd_during_training.json
 
 For every complete checkpoint in the directory (train with --keep-checkpoints large enough to
 keep them), draws --n DDIM-50 samples (x0_pred clipped, unconditional: the "no label" token for
 a class-conditional run) and scores them against the 10,000 test images. Records the step,
-images seen and the run's wall time at each checkpoint.
+images seen, the run's wall time and the checkpoint's SHA-256 at each point (the last checkpoint
+is always included), the FD of --n real training images (the floor at that sample size), and
+the SHA-256 of the shipped model the run became.
 """
 from __future__ import annotations
 
@@ -18,11 +20,12 @@ from pathlib import Path
 import torch
 
 from ddpm_lite._io import atomic_write
+from ddpm_lite.checkpoint import checkpoint_files, sha256_of
 from ddpm_lite.classifier import load_classifier, predict
 from ddpm_lite.data import load_mnist, to_model_range
 from ddpm_lite.metrics import feature_stats, frechet_distance, inception_score
-from ddpm_lite.schedules import NoiseSchedule, make_betas
-from ddpm_lite.train import load_model
+from ddpm_lite.pretrained import pretrained_path
+from ddpm_lite.train import load_trained
 
 from hardware import describe
 from sample_quality import draw
@@ -39,20 +42,24 @@ def main() -> None:
     classifier = load_classifier()
     test = load_mnist("test", root=args.data_dir) if args.data_dir else load_mnist("test")
     test_stats = feature_stats(predict(classifier, to_model_range(test.images[:10_000]))[0])
-    stems = sorted(p.with_suffix("") for p in args.run.glob("checkpoint-*.json"))[:: args.every]
+    train = load_mnist("train", root=args.data_dir) if args.data_dir else load_mnist("train")
+    floor = frechet_distance(feature_stats(predict(classifier, to_model_range(train.images[: args.n]))[0]), test_stats)
+    all_stems = sorted(p.with_suffix("") for p in args.run.glob("checkpoint-*.json"))
+    stems = all_stems[:: args.every] + ([all_stems[-1]] if (len(all_stems) - 1) % args.every else [])
     points = []
     for stem in stems:
-        info = json.loads(stem.with_suffix(".json").read_text())
-        model = load_model(stem)
-        schedule = NoiseSchedule(make_betas(info["train_config"]["schedule"], info["train_config"]["T"])).to(dtype=torch.float32)
+        model, schedule, info = load_trained(stem)
         x = draw(model, schedule, args.n, 250, "ddim", 50, 0.0, True, torch.Generator().manual_seed(0))
         feats, probs = predict(classifier, x)
         points.append({"step": info["step"], "images_seen": info["step"] * info["train_config"]["batch_size"],
                        "wall_seconds": info.get("wall_seconds_total", info["wall_seconds_this_run"]),
+                       "checkpoint_sha256": sha256_of(checkpoint_files(stem)[0]),
                        "fd_mnist": frechet_distance(feature_stats(feats), test_stats), "mnist_is": inception_score(probs)})
         print(points[-1], flush=True)
     record = {"command": "python benchmarks/fd_during_training.py " + " ".join(sys.argv[1:]),
               "hardware": describe(torch.device("cpu")), "n": args.n, "sampler": "DDIM-50, eta 0, clipped",
+              "seed": 0, "fd_floor_train_images": floor,
+              "weights": "mnist_ddpm.safetensors", "weights_sha256": sha256_of(checkpoint_files(pretrained_path("mnist"))[0]),
               "points": points}
     atomic_write(args.json, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2)))
 

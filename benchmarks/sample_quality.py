@@ -22,15 +22,14 @@ from pathlib import Path
 import torch
 
 from ddpm_lite._io import atomic_write
-from ddpm_lite.checkpoint import latest_checkpoint, sha256_of
+from ddpm_lite.checkpoint import checkpoint_files, latest_checkpoint, sha256_of
 from ddpm_lite.classifier import load_classifier, predict
 from ddpm_lite.data import load_mnist, to_model_range
 from ddpm_lite.guidance import classifier_free_guidance
 from ddpm_lite.metrics import class_histogram, feature_stats, frechet_distance, inception_score
 from ddpm_lite.pretrained import load_pretrained, pretrained_path
 from ddpm_lite.sampling import ddim_trajectory, ddpm_trajectory, final_sample
-from ddpm_lite.schedules import NoiseSchedule, make_betas
-from ddpm_lite.train import load_model, resolve_device
+from ddpm_lite.train import load_trained, resolve_device
 
 from hardware import describe
 
@@ -41,9 +40,8 @@ def load(args, device):
         model, schedule, _, _ = load_pretrained(args.pretrained, device)
         return model, schedule, pretrained_path(args.pretrained).with_suffix(".safetensors")
     stem = latest_checkpoint(args.checkpoint) if args.checkpoint.is_dir() else args.checkpoint
-    config = json.loads(Path(stem).with_suffix(".json").read_text())["train_config"]
-    schedule = NoiseSchedule(make_betas(config["schedule"], config["T"])).to(device, torch.float32)
-    return load_model(stem, device=device), schedule, Path(stem).with_suffix(".safetensors")
+    model, schedule, _ = load_trained(stem, device=device)
+    return model, schedule, checkpoint_files(stem)[0]
 
 
 @torch.no_grad()

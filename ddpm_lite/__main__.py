@@ -1,8 +1,8 @@
-"""python -m ddpm_lite train|sample|train-classifier: flags -> dataclasses -> calls. No logic of its own."""
+"""python -m ddpm_lite train|sample|train-classifier|train-noisy-classifier: flags -> dataclasses -> calls. No logic of its own."""
 from __future__ import annotations
 
 import argparse
-import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -32,11 +32,12 @@ def _add_data_arguments(command: argparse.ArgumentParser) -> None:
 
 
 def _classifier_command(commands, name: str, help: str, default_out: str, run) -> argparse.ArgumentParser:
-    """A subcommand that trains a classifier checkpoint: --out, the data arguments and --seed."""
+    """A subcommand that trains a classifier checkpoint: --out, the data arguments, --seed and --device."""
     command = commands.add_parser(name, help=help)
     command.add_argument("--out", type=Path, default=Path(default_out), help=f"checkpoint path without suffix (default: {default_out})")
     _add_data_arguments(command)
     command.add_argument("--seed", type=int, default=0)
+    command.add_argument("--device", default="auto", help="auto, cpu or cuda")
     command.set_defaults(run=run, subparser=command)
     return command
 
@@ -101,7 +102,6 @@ def build_parser() -> argparse.ArgumentParser:
     noisy.add_argument("--steps", type=_positive_int, default=3000)
     noisy.add_argument("--batch-size", type=_positive_int, default=256)
     noisy.add_argument("--schedule", default="linear", help="the forward process of the model it will guide")
-    noisy.add_argument("--device", default="auto", help="auto, cpu or cuda")
     return parser
 
 
@@ -149,13 +149,12 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
 def run_sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     import matplotlib.pyplot as plt
 
-    from .checkpoint import CheckpointError, checkpoint_files, latest_checkpoint
+    from .checkpoint import CheckpointError, latest_checkpoint
     from .data import to_pixels
     from .guidance import classifier_free_guidance
     from .pretrained import load_pretrained
     from .sampling import ddim_trajectory, ddpm_trajectory, final_sample
-    from .schedules import NoiseSchedule, make_betas
-    from .train import load_model, resolve_device
+    from .train import load_trained, resolve_device
 
     try:
         device = resolve_device(args.device)
@@ -165,9 +164,7 @@ def run_sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Non
             stem = latest_checkpoint(args.checkpoint) if args.checkpoint.is_dir() else args.checkpoint
             if stem is None:
                 raise CheckpointError(f"no complete checkpoint in {args.checkpoint}")
-            model = load_model(stem, device=device)
-            config = json.loads(checkpoint_files(stem)[1].read_text())["train_config"]
-            schedule = NoiseSchedule(make_betas(config["schedule"], config["T"])).to(device, torch.float32)
+            model, schedule, _ = load_trained(stem, device=device)
     except (ValueError, OSError) as err:
         parser.error(str(err))
     if args.steps > schedule.T:
@@ -208,18 +205,22 @@ def image_grid(pixels: torch.Tensor) -> torch.Tensor:
 def run_train_classifier(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     from .classifier import ClassifierConfig, accuracy, save_classifier, train_classifier
     from .data import to_model_range
-    from .train import describe_device
+    from .train import describe_device, resolve_device
 
+    try:
+        device = resolve_device(args.device)
+    except ValueError as err:
+        parser.error(str(err))
     config = ClassifierConfig(epochs=args.epochs, seed=args.seed)
     train_set, test_set = _load_split(args, parser, "train"), _load_split(args, parser, "test")
-    result = train_classifier(config, to_model_range(train_set.images), train_set.labels, progress=True)
-    test_accuracy = accuracy(result.model, to_model_range(test_set.images), test_set.labels)
+    result = train_classifier(config, to_model_range(train_set.images), train_set.labels, progress=True, device=device)
+    test_accuracy = accuracy(result.model, to_model_range(test_set.images).to(device), test_set.labels.to(device))
     info = {
         "data": {"train": f"{len(train_set.labels)} images from {train_set.source}",
                  "test": f"{len(test_set.labels)} images from {test_set.source}"},
         "metrics": {"test_accuracy": test_accuracy, "final_loss_mean_last_100": sum(result.losses[-100:]) / 100},
         "wall_seconds": round(result.seconds, 1),
-        "device": describe_device(torch.device("cpu")),
+        "device": describe_device(device),
         "command": "python -m ddpm_lite " + " ".join(sys.argv[1:]),
         "torch": torch.__version__,
     }
@@ -239,7 +240,7 @@ def run_train_noisy_classifier(args: argparse.Namespace, parser: argparse.Argume
         parser.error(str(err))
     train_set, test_set = _load_split(args, parser, "train"), _load_split(args, parser, "test")
     result = train_noisy_classifier(config, to_model_range(train_set.images), train_set.labels, steps=args.steps,
-                                    batch_size=args.batch_size, seed=args.seed, device=device)
+                                    batch_size=args.batch_size, seed=args.seed, device=device, progress=True)
     g = torch.Generator(device).manual_seed(args.seed)
     test_images, test_labels = to_model_range(test_set.images).to(device), test_set.labels.to(device)
     accuracy = {str(t): accuracy_at(result.model, test_images, test_labels, t, g) for t in (0, 250, 500, 750, 999)}
@@ -258,6 +259,8 @@ def run_train_noisy_classifier(args: argparse.Namespace, parser: argparse.Argume
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # The library's notices (e.g. "using the shipped subset") are INFO records: the command line shows them.
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     args.run(args, args.subparser)
 
 

@@ -4,16 +4,21 @@
 step, provenance, metrics, the optimizer's non-tensor state and the SHA-256 of the tensor
 file. Both are written to temporary files and renamed into place, the sidecar last, so a
 checkpoint with a sidecar is complete. Loading checks the SHA-256 first.
+
+Every model in the package (U-Net, classifiers) is saved and loaded by one pair,
+`save_module` / `load_module`: the weights, and the model's config dataclass under a key
+of the sidecar, from which `load_module` rebuilds the model before loading the weights.
 """
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
-from torch import Tensor
+from torch import Tensor, nn
 
 from ._io import atomic_write, file_hash
 
@@ -66,3 +71,23 @@ def latest_checkpoint(directory: Path, prefix: str = "checkpoint-") -> Path | No
     """The stem of the highest-step complete checkpoint in directory, or None."""
     stems = sorted(p.with_suffix("") for p in Path(directory).glob(f"{prefix}*.json") if checkpoint_files(p.with_suffix(""))[0].is_file())
     return stems[-1] if stems else None
+
+
+def save_module(path_stem: str | Path, module: nn.Module, config_key: str, info: dict[str, Any]) -> Path:
+    """A model whose `config` attribute is a dataclass: its weights, and that config under info[config_key]."""
+    return save_checkpoint(Path(path_stem), module.state_dict(), {config_key: asdict(module.config), **info})
+
+
+def load_module(
+    path_stem: str | Path, module_cls: type, config_cls: type, config_key: str,
+    device: str | torch.device = "cpu", prefix: str = "",
+) -> tuple[nn.Module, dict[str, Any]]:
+    """(model in eval mode on device, sidecar): built from the sidecar's info[config_key], then given the
+    checksum-verified weights whose names start with `prefix` (e.g. "ema." in a training checkpoint), as float32."""
+    tensors, info = load_checkpoint(Path(path_stem), device)
+    if config_key not in info:
+        raise CheckpointError(f"{path_stem}: the sidecar has no {config_key!r}; is it a {module_cls.__name__} checkpoint?")
+    module = module_cls(config_from_json(config_cls, info[config_key])).to(device)
+    weights = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix) and not k.startswith(("optimizer.", "rng.", "history."))}
+    module.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in weights.items()})
+    return module.eval(), info

@@ -10,8 +10,7 @@ Trained by one command, `python -m ddpm_lite train-classifier`, and shipped in t
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -19,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .checkpoint import config_from_json, load_checkpoint, save_checkpoint
+from .checkpoint import load_module, save_module
+from .fit import fit
 
 SHIPPED = Path(__file__).with_name("weights") / "mnist_classifier"
 
@@ -105,43 +105,36 @@ class ClassifierResult(NamedTuple):
     seconds: float
 
 
-def train_classifier(config: ClassifierConfig, images: Tensor, labels: Tensor, progress: bool = False) -> ClassifierResult:
+def train_classifier(config: ClassifierConfig, images: Tensor, labels: Tensor, progress: bool = False,
+                     device: str | torch.device = "cpu") -> ClassifierResult:
     """Train on images (N, 1, 28, 28) in [-1, 1] with labels (N,): AdamW, one-cycle lr, random shifts."""
     if images.ndim != 4 or images.shape[1:] != (1, 28, 28):
         raise ValueError(f"images must have shape (N, 1, 28, 28), got {tuple(images.shape)}")
     if labels.shape != images.shape[:1]:
         raise ValueError(f"labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}")
+    device = torch.device(device)
     torch.manual_seed(config.seed)  # initial weights
-    model = MNISTClassifier(config)
-    generator = torch.Generator().manual_seed(config.seed)
-    steps_per_epoch = math.ceil(images.shape[0] / config.batch_size)
+    model = MNISTClassifier(config).to(device)
+    data, targets = images.to(device), labels.to(device)
+    generator = torch.Generator(device).manual_seed(config.seed)
+    steps_per_epoch = math.ceil(data.shape[0] / config.batch_size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     lr_schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.lr, total_steps=config.epochs * steps_per_epoch)
-    losses, began = [], time.perf_counter()
-    model.train()
-    for epoch in range(config.epochs):
-        order = torch.randperm(images.shape[0], generator=generator)
-        for batch in order.split(config.batch_size):
-            x = random_shift(images[batch], config.max_shift, generator)
-            loss = F.cross_entropy(model(x), labels[batch])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            lr_schedule.step()
-            losses.append(loss.item())
-        if progress:
-            print(f"epoch {epoch + 1}/{config.epochs}: mean loss {sum(losses[-steps_per_epoch:]) / steps_per_epoch:.4f} "
-                  f"({time.perf_counter() - began:.0f} s)", flush=True)
-    return ClassifierResult(model.eval(), losses, time.perf_counter() - began)
+    batches = (batch for _ in range(config.epochs)
+               for batch in torch.randperm(data.shape[0], generator=generator, device=device).split(config.batch_size))
+
+    def batch_loss(step: int) -> Tensor:
+        batch = next(batches)
+        return F.cross_entropy(model(random_shift(data[batch], config.max_shift, generator)), targets[batch])
+
+    losses, seconds = fit(model, optimizer, lr_schedule, batch_loss, config.epochs * steps_per_epoch, progress)
+    return ClassifierResult(model, losses, seconds)
 
 
 def save_classifier(path_stem: str | Path, model: MNISTClassifier, info: dict) -> Path:
-    return save_checkpoint(Path(path_stem), model.state_dict(), {"classifier_config": asdict(model.config), **info})
+    return save_module(path_stem, model, "classifier_config", info)
 
 
 def load_classifier(path_stem: str | Path = SHIPPED, device: str | torch.device = "cpu") -> MNISTClassifier:
     """The classifier from a checkpoint (the shipped one by default), SHA-256 checked, in eval mode."""
-    tensors, info = load_checkpoint(Path(path_stem), device)
-    model = MNISTClassifier(config_from_json(ClassifierConfig, info["classifier_config"])).to(device)
-    model.load_state_dict(tensors)
-    return model.eval()
+    return load_module(path_stem, MNISTClassifier, ClassifierConfig, "classifier_config", device)[0]

@@ -5,14 +5,18 @@ Where the data comes from, in order:
    holding the four standard IDX files (gzip-compressed or raw); with `download=True`
    missing files are first fetched from the public mirrors, MD5-checked, written atomically;
 2. the small real-MNIST subset shipped inside this package (6,000 training and 2,000
-   test images, CC BY-SA 3.0), with a notice saying so (on stdout: it informs, it is no error).
+   test images, CC BY-SA 3.0), with a notice saying so at logging level INFO (the command
+   line shows it; a library caller sees it only after configuring `logging`).
+A failed download that falls back to the subset issues a `UserWarning`.
 """
 from __future__ import annotations
 
 import gzip
 import http.client
+import logging
 import os
 import urllib.request
+import warnings
 from pathlib import Path
 from typing import NamedTuple
 
@@ -28,6 +32,7 @@ FILES = {
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 SUBSET_DIR = Path(__file__).with_name("mnist_subset")
+logger = logging.getLogger(__name__)
 IMAGE_MAGIC, LABEL_MAGIC = 2051, 2049
 
 
@@ -158,7 +163,7 @@ def load_mnist(split: str = "train", root: str | os.PathLike | None = None, down
     """MNIST `split` ("train" or "test") from `root`, $DDPM_LITE_MNIST_DIR, or the shipped subset.
 
     With download=True and a directory given, missing files are downloaded first; if that
-    fails (offline), the shipped subset is used, with a notice.
+    fails (offline), the shipped subset is used, with a warning.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -168,15 +173,16 @@ def load_mnist(split: str = "train", root: str | os.PathLike | None = None, down
             try:
                 download_mnist(given, split)
             except DownloadError as err:
-                print(f"ddpm_lite: MNIST download failed ({str(err).splitlines()[0]}).")
+                warnings.warn(f"MNIST download failed ({str(err).splitlines()[0]}); using the shipped subset",
+                              stacklevel=2)
                 return _shipped_subset(split)
         return read_mnist_dir(given, split)
     return _shipped_subset(split)
 
 
 def _shipped_subset(split: str) -> MNIST:
-    print(
-        f"ddpm_lite: no MNIST directory available (argument root or ${ENV_VAR}); using the shipped "
+    logger.info(
+        f"no MNIST directory available (argument root or ${ENV_VAR}); using the shipped "
         "subset of real MNIST (6,000 train / 2,000 test images; LeCun, Cortes & Burges, CC BY-SA 3.0).",
     )
     return read_mnist_dir(SUBSET_DIR, split)

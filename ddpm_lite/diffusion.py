@@ -106,8 +106,8 @@ def p_mean_from_eps(schedule: NoiseSchedule, xt: Tensor, t: int | Tensor, eps: T
     return (xt - beta / torch.sqrt(1 - alpha_bar) * eps) / torch.sqrt(1 - beta)
 
 
-def p_log_variance(schedule: NoiseSchedule, t: Tensor, x: Tensor, variance: str) -> Tensor:
-    """log sigma_t^2 of the reverse step, broadcast like x.
+def p_log_variance(schedule: NoiseSchedule, xt: Tensor, t: Tensor, variance: str) -> Tensor:
+    """log sigma_t^2 of the reverse step, broadcast like xt (read for its shape only).
 
     "beta_tilde": the clipped posterior log-variance (beta_tilde_0 = 0 is replaced by
     beta_tilde_1, so the decoder at t = 0 has a positive width); "beta": log beta_t.
@@ -115,7 +115,7 @@ def p_log_variance(schedule: NoiseSchedule, t: Tensor, x: Tensor, variance: str)
     """
     v.choice("variance", variance, VARIANCES)
     values = schedule.posterior_log_variance_clipped if variance == "beta_tilde" else torch.log(schedule.betas)
-    return gather(values, t, x).expand_as(x)
+    return gather(values, t, xt).expand_as(xt)
 
 
 def _sum_per_example(x: Tensor) -> Tensor:
@@ -152,7 +152,7 @@ def vlb_term(
     v.choice("variance", variance, VARIANCES)
     posterior = q_posterior(schedule, x0, xt, t)
     mean = p_mean_from_eps(schedule, xt, t, eps_theta)
-    log_var = p_log_variance(schedule, t, x0, variance)
+    log_var = p_log_variance(schedule, xt, t, variance)
     kl = _sum_per_example(normal_kl(posterior.mean, posterior.log_variance, mean, log_var))
     decoder_nll = -_sum_per_example(discretized_gaussian_log_likelihood(x0.clamp(-1, 1), mean, 0.5 * log_var))
     return torch.where(t == 0, decoder_nll, kl)

@@ -46,9 +46,12 @@ def classifier_guidance(eps_model: EpsModel, grad_log_p_y: GradFn, schedule: Noi
 
     In the ancestral step this moves the mean by scale * (beta_t / sqrt(alpha_t)) * grad log p_phi:
     Dhariwal and Nichol's mu + s Sigma grad with Sigma = beta_t, up to 1 / sqrt(alpha_t) = 1 + O(beta_t).
+    At scale 0 the classifier is not called: the result is eps_model itself.
     Book: eq. guided-eps
     """
     _check_scale(scale)
+    if scale == 0:
+        return eps_model
 
     def guided(xt: Tensor, t: Tensor) -> Tensor:
         sqrt_one_minus_alpha_bar = torch.sqrt(1 - gather(schedule.alpha_bars, t, xt))
@@ -60,11 +63,17 @@ def classifier_guidance(eps_model: EpsModel, grad_log_p_y: GradFn, schedule: Noi
 def classifier_free_guidance(cond_model: Callable[[Tensor, Tensor, Tensor], Tensor], y: Tensor, null_label: int, scale: float) -> EpsModel:
     """eps_hat = eps(x_t, t, null) + scale * (eps(x_t, t, y) - eps(x_t, t, null)); scale 1 is the conditional model.
 
-    Book: eq. cfg-eps
+    At scale 1 (0) only the conditional (unconditional) prediction is computed: the result is that
+    model's, bit for bit, at half the cost. Book: eq. cfg-eps
     """
     _check_scale(scale)
     if not isinstance(y, Tensor) or y.dtype.is_floating_point or y.dtype == torch.bool:
         raise TypeError(f"y must be an integer tensor of class labels, got {getattr(y, 'dtype', type(y).__name__)}")
+
+    if scale == 1:
+        return lambda xt, t: cond_model(xt, t, y)
+    if scale == 0:
+        return lambda xt, t: cond_model(xt, t, torch.full_like(y, null_label))
 
     def guided(xt: Tensor, t: Tensor) -> Tensor:
         both = cond_model(torch.cat([xt, xt]), torch.cat([t, t]), torch.cat([y, torch.full_like(y, null_label)]))

@@ -7,8 +7,7 @@ way the U-Net reads it: a sinusoidal embedding, projected and added inside every
 """
 from __future__ import annotations
 
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -16,8 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .checkpoint import config_from_json, load_checkpoint, save_checkpoint
+from .checkpoint import load_module, save_module
 from .diffusion import q_sample
+from .fit import fit
 from .schedules import SCHEDULE_KINDS, NoiseSchedule, make_betas
 from .unet import timestep_embedding
 
@@ -88,7 +88,7 @@ class NoisyClassifierResult(NamedTuple):
 
 def train_noisy_classifier(
     config: NoisyClassifierConfig, images: Tensor, labels: Tensor, steps: int = 3000, batch_size: int = 256,
-    lr: float = 2e-3, seed: int = 0, device: str | torch.device = "cpu",
+    lr: float = 2e-3, seed: int = 0, device: str | torch.device = "cpu", progress: bool = False,
 ) -> NoisyClassifierResult:
     """Cross-entropy on (q_sample(x0, t, eps), y) with t ~ Uniform{0..T-1}; images (N, 1, 28, 28) in [-1, 1]."""
     if images.ndim != 4 or images.shape[1:] != (1, 28, 28):
@@ -106,22 +106,17 @@ def train_noisy_classifier(
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     lr_schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=steps)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
-    pending, began = [], time.perf_counter()
-    for _ in range(steps):
+
+    def batch_loss(step: int) -> Tensor:
         batch = torch.randint(0, data.shape[0], (batch_size,), generator=generator, device=device)
         t = torch.randint(0, config.T, (batch_size,), generator=generator, device=device)
         x0 = data[batch]
         eps = torch.randn(x0.shape, generator=generator, device=device)
         with autocast:
-            loss = F.cross_entropy(model(q_sample(schedule, x0, t, eps), t), targets[batch])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        lr_schedule.step()
-        # No host sync per step. clone: keeping the detached loss itself kept CPU memory rising in a 480-step test; a clone did not
-        pending.append(loss.detach().clone())
-    losses = torch.stack(pending).float().cpu().tolist()
-    return NoisyClassifierResult(model.eval(), losses, time.perf_counter() - began)
+            return F.cross_entropy(model(q_sample(schedule, x0, t, eps), t).float(), targets[batch])
+
+    losses, seconds = fit(model, optimizer, lr_schedule, batch_loss, steps, progress)
+    return NoisyClassifierResult(model, losses, seconds)
 
 
 @torch.no_grad()
@@ -137,12 +132,9 @@ def accuracy_at(model: NoisyClassifier, images: Tensor, labels: Tensor, t: int, 
 
 
 def save_noisy_classifier(path_stem: str | Path, model: NoisyClassifier, info: dict) -> Path:
-    return save_checkpoint(Path(path_stem), model.state_dict(), {"noisy_classifier_config": asdict(model.config), **info})
+    return save_module(path_stem, model, "noisy_classifier_config", info)
 
 
 def load_noisy_classifier(path_stem: str | Path = SHIPPED, device: str | torch.device = "cpu") -> NoisyClassifier:
     """The classifier from a checkpoint (the shipped one by default), SHA-256 checked, in eval mode."""
-    tensors, info = load_checkpoint(Path(path_stem), device)
-    model = NoisyClassifier(config_from_json(NoisyClassifierConfig, info["noisy_classifier_config"])).to(device)
-    model.load_state_dict({k: v.float() for k, v in tensors.items()})
-    return model.eval()
+    return load_module(path_stem, NoisyClassifier, NoisyClassifierConfig, "noisy_classifier_config", device)[0]

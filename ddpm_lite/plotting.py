@@ -33,3 +33,15 @@ def use_book_style() -> None:
             "legend.frameon": False,
         }
     )
+
+
+def show_digits(ax: plt.Axes, x, title: str = "", cols: int = 8) -> None:
+    """A batch of images (N, 1, H, W) in [-1, 1] as one grid on ax, rows of `cols`, padded with black."""
+    n, _, h, w = x.shape
+    rows = -(-n // cols)
+    grid = x.new_full((rows * cols, h, w), -1.0)
+    grid[:n] = x[:, 0].clamp(-1, 1)
+    ax.imshow(grid.reshape(rows, cols, h, w).permute(0, 2, 1, 3).reshape(rows * h, cols * w).float().cpu().numpy(),
+              cmap="gray", vmin=-1, vmax=1)
+    ax.set(xticks=[], yticks=[], title=title)
+    ax.grid(False)

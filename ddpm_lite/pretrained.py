@@ -15,9 +15,10 @@ from typing import Any, NamedTuple
 
 import torch
 
-from .checkpoint import config_from_json, load_checkpoint
-from .schedules import NoiseSchedule, make_betas
-from .unet import UNet, UNetConfig
+from .checkpoint import load_checkpoint
+from .schedules import NoiseSchedule
+from .train import load_trained
+from .unet import UNet
 
 WEIGHTS = Path(__file__).with_name("weights")
 PRETRAINED = {"mnist": "mnist_ddpm", "mnist-cond": "mnist_ddpm"}  # name -> file stem in weights/
@@ -38,11 +39,7 @@ def pretrained_path(name: str) -> Path:
 
 def load_pretrained(name: str = "mnist", device: str | torch.device = "cpu") -> Pretrained:
     """A shipped model with its schedule, checksum-verified, in eval mode, on `device`."""
-    tensors, info = load_checkpoint(pretrained_path(name), device)
-    model = UNet(config_from_json(UNetConfig, info["unet_config"]))
-    model.load_state_dict({k[len("ema."):]: v for k, v in tensors.items() if k.startswith("ema.")})
-    schedule = NoiseSchedule(make_betas(info["train_config"]["schedule"], info["train_config"]["T"]))
-    return Pretrained(model.to(device).eval(), schedule.to(device, torch.float32), info, name == "mnist-cond")
+    return Pretrained(*load_trained(pretrained_path(name), device=device), conditional=name == "mnist-cond")
 
 
 def loss_history(name: str = "mnist") -> torch.Tensor:

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from . import _validate as v
-from .diffusion import VARIANCES, p_log_variance, p_mean_from_eps, predict_x0_from_eps
+from .diffusion import VARIANCES, p_log_variance
 from .schedules import NoiseSchedule, gather
 
 EpsModel = Callable[[Tensor, Tensor], Tensor]
@@ -51,7 +51,7 @@ def ddpm_update(
     else:
         beta = gather(schedule.betas, t, xt)
         mean = (xt - beta / torch.sqrt(1 - alpha_bar) * eps) / torch.sqrt(1 - beta)
-    sigma = torch.exp(0.5 * p_log_variance(schedule, t, xt, variance))
+    sigma = torch.exp(0.5 * p_log_variance(schedule, xt, t, variance))
     nonzero = (t > 0).to(xt.dtype).reshape(-1, *([1] * (xt.ndim - 1)))
     return StepOutput(mean + nonzero * sigma * noise, x0_pred)
 
@@ -203,8 +203,28 @@ def ddim_trajectory(
     """
     if not 0.0 <= eta:
         raise ValueError(f"eta must be >= 0, got {eta}")
-    steps = ddim_timesteps(schedule.T, num_steps)
-    xt = _initial_noise(shape, generator, schedule.device if device is None else device, dtype)
+    ddim_timesteps(schedule.T, num_steps)  # checks num_steps before the noise is drawn
+    xT = _initial_noise(shape, generator, schedule.device if device is None else device, dtype)
+    yield from ddim_trajectory_from(eps_model, schedule, xT, schedule.T - 1, generator, num_steps, eta, clip_denoised)
+
+
+def ddim_trajectory_from(
+    eps_model: EpsModel, schedule: NoiseSchedule, xt: Tensor, t_start: int, generator: torch.Generator,
+    num_steps: int = 50, eta: float = 0.0, clip_denoised: bool = False,
+) -> Iterator[SamplerState]:
+    """Yield xt (at code index t_start), then the DDIM state after each of num_steps steps down to the sample.
+
+    The steps are spaced evenly over t_start, ..., 0 (ddim_timesteps(t_start + 1, num_steps)), so
+    t_start = T - 1 is ddim_trajectory's run; a lower t_start denoises a partly noised input.
+    """
+    v.check_tensor("xt", xt)
+    if isinstance(t_start, bool) or not isinstance(t_start, int) or not 0 <= t_start < schedule.T:
+        raise ValueError(f"t_start must be an int in [0, {schedule.T - 1}] (T={schedule.T}), got {t_start!r}")
+    if not 0.0 <= eta:
+        raise ValueError(f"eta must be >= 0, got {eta}")
+    if not 1 <= num_steps <= t_start + 1:
+        raise ValueError(f"num_steps must be in [1, {t_start + 1}] for t_start={t_start}, got {num_steps}")
+    steps = ddim_timesteps(t_start + 1, num_steps)
     yield SamplerState(steps[0], xt, None)
     for t, t_prev in zip(steps, steps[1:] + [-1]):
         t_batch = torch.full((xt.shape[0],), t, dtype=torch.long, device=xt.device)

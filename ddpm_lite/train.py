@@ -21,7 +21,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from . import __version__
-from .checkpoint import config_from_json, latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import latest_checkpoint, load_checkpoint, load_module, save_checkpoint
 from .diffusion import loss_simple
 from .guidance import drop_labels
 from .schedules import SCHEDULE_KINDS, NoiseSchedule, gather, make_betas
@@ -322,10 +322,19 @@ def prune_checkpoints(out_dir: str | Path, keep: int, keep_step: int | None = No
     return doomed
 
 
+class TrainedModel(NamedTuple):
+    model: UNet  # eval mode
+    schedule: NoiseSchedule  # the one it was trained with, float32, on the model's device
+    info: dict  # the sidecar
+
+
+def load_trained(path_stem: str | Path, use_ema: bool = True, device: str | torch.device = "cpu") -> TrainedModel:
+    """A U-Net from a training checkpoint (EMA weights by default), checksum verified, with its noise schedule."""
+    model, info = load_module(path_stem, UNet, UNetConfig, "unet_config", device, prefix="ema." if use_ema else "model.")
+    schedule = NoiseSchedule(make_betas(info["train_config"]["schedule"], info["train_config"]["T"]))
+    return TrainedModel(model, schedule.to(device, torch.float32), info)
+
+
 def load_model(path_stem: str | Path, use_ema: bool = True, device: str | torch.device = "cpu") -> UNet:
     """A U-Net from a checkpoint (EMA weights by default), checksum verified, in eval mode."""
-    tensors, info = load_checkpoint(Path(path_stem), device)
-    model = UNet(config_from_json(UNetConfig, info["unet_config"])).to(device)
-    prefix = "ema." if use_ema else "model."
-    model.load_state_dict({k[len(prefix):]: v.float() for k, v in tensors.items() if k.startswith(prefix)})
-    return model.eval()
+    return load_trained(path_stem, use_ema, device).model

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import math
-from typing import Callable, Sequence
+from typing import Sequence
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
@@ -205,3 +205,63 @@ def reverse_process_explorer(trajectories: dict[str, Sequence], steps: Sequence[
             raise ValueError(f"trajectory {name!r} has no state at code indices {missing[:5]}")
         frames.append(render_reverse_frames([by_t[t] for t in steps], name))
     return scrubber(frames, [t + 1 for t in steps], "t", list(trajectories), "sampler")
+
+
+def render_interpolation_frames(x_a: Tensor, x_b: Tensor, decoded: Tensor, lams: Sequence[float], title: str) -> list[bytes]:
+    """One PNG per mixing weight: x_a, the decoded mixes at that lam (one per seed), x_b.
+
+    x_a, x_b: (1, H, W) in [-1, 1]; decoded: (len(lams), seeds, 1, H, W), as from
+    `interpolation.interpolate_via_noise` with the endpoint pair repeated once per seed.
+    """
+    seeds = decoded.shape[1]
+    fig, axes = plt.subplots(1, seeds + 2, figsize=(1.3 * (seeds + 2), 1.9), dpi=72)
+    shown = [axis.imshow(np.zeros(x_a.shape[-2:]), cmap="gray", vmin=-1, vmax=1) for axis in axes]
+    for axis in axes:
+        axis.set(xticks=[], yticks=[])
+        axis.grid(False)
+    shown[0].set_data(x_a[0].float().numpy())
+    shown[-1].set_data(x_b[0].float().numpy())
+    axes[0].set_title(r"$x_0^a$")
+    axes[-1].set_title(r"$x_0^b$")
+    fig.tight_layout(rect=(0, 0, 1, 0.86))
+    frames = []
+    for lam, row in zip(lams, decoded):
+        for image, x in zip(shown[1:-1], row):
+            image.set_data(x[0].clamp(-1, 1).float().numpy())
+        axes[1].set_title(f"λ = {lam:.2f}", loc="left")
+        fig.suptitle(title)
+        frames.append(png_of(fig))
+    plt.close(fig)
+    return frames
+
+
+def interpolation_explorer(x_a: Tensor, x_b: Tensor, decoded_by_t: dict[str, Tensor], lams: Sequence[float]) -> widgets.VBox:
+    """Scrub the mixing weight lam and pick the step t of the interpolation, all in the browser.
+
+    decoded_by_t: a label for each t -> its decoded mixes, (len(lams), seeds, 1, H, W).
+    """
+    frames = [render_interpolation_frames(x_a, x_b, decoded, lams, f"decoded from {label}") for label, decoded in decoded_by_t.items()]
+    return scrubber(frames, [round(float(lam), 2) for lam in lams], "λ", list(decoded_by_t), "t")
+
+
+def guidance_explorer(grids: dict[str, Sequence[Tensor]], scales: Sequence[float], cols: int = 10) -> widgets.VBox:
+    """Scrub the guidance scale and switch the kind of guidance, all in the browser.
+
+    grids: a name for each kind -> one batch of images (N, 1, H, W) in [-1, 1] per scale, in the order of `scales`.
+    """
+    frames = []
+    for name, batches in grids.items():
+        if len(batches) != len(scales):
+            raise ValueError(f"grids[{name!r}] has {len(batches)} batches for {len(scales)} scales")
+        fig, ax = plt.subplots(figsize=(7.5, 1.3 * -(-batches[0].shape[0] // cols)), dpi=72)
+        image = ax.imshow(_tile(batches[0], cols), cmap="gray", vmin=-1, vmax=1)
+        ax.set(xticks=[], yticks=[])
+        ax.grid(False)
+        kind_frames = []
+        for scale, batch in zip(scales, batches):
+            image.set_data(_tile(batch, cols))
+            ax.set_title(f"{name}, scale {scale:g}")
+            kind_frames.append(png_of(fig))
+        plt.close(fig)
+        frames.append(kind_frames)
+    return scrubber(frames, [float(s) for s in scales], "scale", list(grids), "guidance")

@@ -39,13 +39,24 @@ def test_flop_count_matches_a_hand_count_for_a_linear_layer():
     assert counter.get_total_flops() == 3 * 2 * 16 * 64 * 32
 
 
-def test_the_sampler_sweep_data_file_is_for_the_shipped_weights():
-    # The sampling chapter plots this file; retraining the model without rerunning the sweep fails here.
+DATA_FILES = ["sampler_sweep.json", "quality_mnist.json", "quality_mnist_cond_w1.json", "fd_during_training.json",
+              "guidance_sweep.json", "nll.json", "memorization.json"]
+
+
+@pytest.mark.parametrize("name", DATA_FILES)
+def test_every_data_file_is_for_the_shipped_weights_and_says_how_it_was_made(name):
+    # The chapters plot these files; retraining the model without rerunning a benchmark fails here.
     import json
 
-    from ddpm_lite.checkpoint import sha256_of
+    from ddpm_lite.checkpoint import checkpoint_files, sha256_of
     from ddpm_lite.pretrained import pretrained_path
 
-    data = json.loads((ROOT / "benchmarks" / "results" / "sampler_sweep.json").read_text())
-    assert data["weights_sha256"] == sha256_of(pretrained_path("mnist").with_suffix(".safetensors"))
-    assert data["command"].startswith("python benchmarks/sampler_sweep.py") and "| cpu:" in data["hardware"]
+    data = json.loads((ROOT / "benchmarks" / "results" / name).read_text())
+    assert data["weights_sha256"] == sha256_of(checkpoint_files(pretrained_path("mnist"))[0]), f"{name} is stale: rerun its command"
+    script = data["command"].split()[1]
+    assert data["command"].startswith("python benchmarks/") and (ROOT / script).is_file()
+    assert "| cpu:" in data["hardware"] or "| cuda:" in data["hardware"]
+
+
+def test_every_results_file_is_checked():
+    assert sorted(p.name for p in (ROOT / "benchmarks" / "results").glob("*.json")) == sorted(DATA_FILES)

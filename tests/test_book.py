@@ -111,3 +111,13 @@ def test_the_package_names_no_path_outside_itself():
     offenders = [p.name for p in (ROOT / "ddpm_lite").rglob("*") if p.is_file() and p.suffix in (".py", ".json", ".md")
                  and "shared/" in p.read_text(encoding="utf-8")]
     assert not offenders, offenders
+
+
+def test_library_code_prints_nothing():
+    # Notices go through `logging` or `warnings`, progress through tqdm; only the command line prints.
+    import ast
+
+    offenders = [f"{p.name}:{node.lineno}" for p in (ROOT / "ddpm_lite").glob("*.py") if p.name != "__main__.py"
+                 for node in ast.walk(ast.parse(p.read_text(encoding="utf-8")))
+                 if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "print"]
+    assert not offenders, offenders

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import pytest
@@ -49,3 +50,32 @@ def test_a_dotted_stem_keeps_its_name(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.v2.json", "model.v2.safetensors",
                                                           "model.v3.json", "model.v3.safetensors"]
     assert load_checkpoint(tmp_path / "model.v2")[1]["step"] == 2
+
+
+def test_save_module_and_load_module_rebuild_the_model_from_its_config(tmp_path):
+    from ddpm_lite.checkpoint import load_module, save_module
+    from ddpm_lite.noisy_classifier import NoisyClassifier, NoisyClassifierConfig
+
+    torch.manual_seed(0)
+    config = NoisyClassifierConfig(channels=(8, 16), emb_dim=16)
+    model = NoisyClassifier(config)
+    save_module(tmp_path / "nc", model, "noisy_classifier_config", {"note": "x"})
+    loaded, info = load_module(tmp_path / "nc", NoisyClassifier, NoisyClassifierConfig, "noisy_classifier_config")
+    assert loaded.config == config and info["note"] == "x" and not loaded.training
+    x, t = torch.randn(3, 1, 28, 28), torch.tensor([0, 500, 999])
+    assert torch.equal(loaded(x, t), model.eval()(x, t))
+    with pytest.raises(CheckpointError, match="no 'unet_config'"):
+        load_module(tmp_path / "nc", NoisyClassifier, NoisyClassifierConfig, "unet_config")
+
+
+def test_load_module_takes_the_prefixed_weights_of_a_training_checkpoint(tmp_path):
+    from ddpm_lite.checkpoint import load_module
+    from ddpm_lite.noisy_classifier import NoisyClassifier, NoisyClassifierConfig
+
+    config = NoisyClassifierConfig(channels=(8, 16), emb_dim=16)
+    raw, ema = NoisyClassifier(config), NoisyClassifier(config)
+    tensors = {**{f"model.{k}": v for k, v in raw.state_dict().items()}, **{f"ema.{k}": v for k, v in ema.state_dict().items()},
+               "optimizer.0.exp_avg": torch.zeros(3)}
+    save_checkpoint(tmp_path / "ck", tensors, {"noisy_classifier_config": dataclasses.asdict(config)})
+    loaded, _ = load_module(tmp_path / "ck", NoisyClassifier, NoisyClassifierConfig, "noisy_classifier_config", prefix="ema.")
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), ema.state_dict().values()))

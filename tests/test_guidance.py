@@ -103,3 +103,50 @@ def test_negative_scale_is_rejected():
 def test_classifier_free_guidance_rejects_float_labels():
     with pytest.raises(TypeError, match="y must be an integer tensor of class labels"):
         classifier_free_guidance(exact_conditional_eps, torch.zeros(2), 3, 1.0)
+
+
+# --- with a U-Net and a sampler, bit for bit ------------------------------------------------
+
+from ddpm_lite.sampling import ddim_trajectory, final_sample  # noqa: E402
+from ddpm_lite.unet import UNet, UNetConfig  # noqa: E402
+
+TINY = UNetConfig(base_channels=8, channel_mults=(1, 2), num_res_blocks=1, attention_resolutions=(), groups=4, num_classes=3)
+SCHEDULE32 = NoiseSchedule(make_betas("linear", 1000)).to(dtype=torch.float32)
+
+
+def _unzero(model):
+    # The zero-initialised output layers make a fresh U-Net ignore its label; random weights do not.
+    for p in model.parameters():
+        p.add_(0.2 * torch.randn_like(p))
+
+
+def _sample(eps_model, seed=0):
+    return final_sample(ddim_trajectory(eps_model, SCHEDULE32, (3, 1, 8, 8), torch.Generator().manual_seed(seed), 5,
+                                        eta=0.5, clip_denoised=True))
+
+
+@torch.no_grad()
+def test_classifier_free_guidance_at_one_is_the_conditional_model_and_at_zero_the_unconditional():
+    torch.manual_seed(0)
+    model = UNet(TINY).eval()
+    _unzero(model)
+    y = torch.tensor([0, 1, 2])
+    conditional = _sample(lambda xt, t: model(xt, t, y))
+    unconditional = _sample(lambda xt, t: model(xt, t, torch.full_like(y, 3)))
+    assert torch.equal(_sample(classifier_free_guidance(model, y, 3, 1.0)), conditional)
+    assert torch.equal(_sample(classifier_free_guidance(model, y, 3, 0.0)), unconditional)
+    assert not torch.equal(conditional, unconditional)
+    assert not torch.equal(_sample(classifier_free_guidance(model, y, 3, 2.0)), conditional)
+
+
+@torch.no_grad()
+def test_classifier_guidance_with_a_classifier_blind_to_x_is_unguided_sampling():
+    torch.manual_seed(0)
+    model = UNet(TINY).eval()
+    _unzero(model)
+    y = torch.tensor([0, 1, 2])
+    blind = lambda xt, t: torch.zeros(xt.shape[0], 3) + 0.0 * xt.sum() + t[:, None].float()  # noqa: E731  depends on t only
+    unguided = _sample(lambda xt, t: model(xt, t))
+    assert torch.equal(_sample(classifier_guidance(lambda xt, t: model(xt, t), classifier_grad(blind, y), SCHEDULE32, 5.0)), unguided)
+    seeing = lambda xt, t: torch.stack([xt.flatten(1).sum(1), -xt.flatten(1).sum(1), 0 * t.float()], 1)  # noqa: E731
+    assert not torch.equal(_sample(classifier_guidance(lambda xt, t: model(xt, t), classifier_grad(seeing, y), SCHEDULE32, 5.0)), unguided)

@@ -14,12 +14,11 @@ import functools
 import json
 import os
 import re
-import shutil
 import threading
 from html.parser import HTMLParser
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import unquote, urljoin, urlparse
+from urllib.parse import unquote, urlparse
 
 import pytest
 
@@ -69,7 +68,8 @@ from playwright.sync_api import Page, sync_playwright  # noqa: E402
 pytestmark = pytest.mark.slow  # `make unit` leaves these out: subprocesses, real sampling, the built site
 
 CHAPTERS = sorted(p.relative_to(SITE).as_posix() for p in (SITE / "book").glob("*.html"))
-WIDGET_PAGES = ["book/forward_process.html", "book/guidance.html", "book/sampling.html"]
+WIDGET_PAGES = ["book/forward_process.html", "book/guidance.html", "book/guidance_mnist.html", "book/interpolation.html",
+                "book/sampling.html"]
 FIGURE_PAGE = "book/gaussian_toolkit.html"
 
 

@@ -60,3 +60,38 @@ def test_png_of_writes_a_png_of_the_figure_size():
     image = Image.open(io.BytesIO(png_of(fig)))
     plt.close(fig)
     assert image.format == "PNG" and image.size == (100, 50)
+
+
+def test_interpolation_explorer_has_a_frame_per_lam_for_each_t():
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from ddpm_lite.widgets import interpolation_explorer
+
+    g = torch.Generator().manual_seed(0)
+    x_a, x_b = torch.full((1, 8, 8), -1.0), torch.full((1, 8, 8), 1.0)
+    lams = [0.0, 0.5, 1.0]
+    decoded = {"t = 10": torch.rand(3, 2, 1, 8, 8, generator=g) * 2 - 1, "t = 50": torch.rand(3, 2, 1, 8, 8, generator=g) * 2 - 1}
+    box = interpolation_explorer(x_a, x_b, decoded, lams)
+    dropdown, slider, _ = box.children
+    assert list(slider.options) == lams and list(dropdown.options) == ["t = 10", "t = 50"]
+    frames = [bytes(image.value) for stack in box.stacks for image in stack.children]
+    assert len(frames) == 6 and len(set(frames)) == 6
+    pixels = np.asarray(Image.open(io.BytesIO(frames[0])).convert("L"))
+    assert pixels.std() > 10  # black and white endpoints and noisy mixes: not a blank frame
+
+
+def test_guidance_explorer_has_a_frame_per_scale_for_each_kind():
+    from ddpm_lite.widgets import guidance_explorer
+
+    g = torch.Generator().manual_seed(0)
+    grids = {kind: [torch.rand(10, 1, 8, 8, generator=g) * 2 - 1 for _ in range(3)] for kind in ("classifier", "cfg")}
+    box = guidance_explorer(grids, [0.0, 1.0, 5.0])
+    dropdown, slider, _ = box.children
+    assert list(slider.options) == [0.0, 1.0, 5.0] and list(dropdown.options) == ["classifier", "cfg"]
+    frames = [bytes(image.value) for stack in box.stacks for image in stack.children]
+    assert len(set(frames)) == 6 and all(f.startswith(PNG_MAGIC) for f in frames)
+    with pytest.raises(ValueError, match="has 2 batches for 3 scales"):
+        guidance_explorer({"cfg": grids["cfg"][:2]}, [0.0, 1.0, 5.0])

@@ -7,7 +7,6 @@ writes them as standard gzip IDX files (gzip mtime 0, so the output is reproduci
 """
 import gzip
 import sys
-from pathlib import Path
 
 from ddpm_lite.data import FILES, IMAGE_MAGIC, LABEL_MAGIC, SUBSET_DIR, read_mnist_dir
 
