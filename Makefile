@@ -21,9 +21,9 @@ $(STAMP): requirements.txt pyproject.toml
 	@touch $@
 
 ## Build the whole book, executing every chapter (cached in _build/.jupyter_cache;
-## a change to ddpm_lite re-executes the chapters that import it).
+## a change to ddpm_lite re-executes the chapters that import it; stale chapters run one per core).
 book: $(STAMP)
-	$(PY) tools/book_cache.py _build/.jupyter_cache
+	$(PY) tools/book_cache.py _build/.jupyter_cache --execute
 	$(VENV)/bin/jupyter-book build . --warningiserror --nitpick --keep-going
 	@echo "The book is at: file://$(CURDIR)/_build/html/index.html"
 

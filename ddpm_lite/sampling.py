@@ -75,8 +75,9 @@ def ddim_update(
     """DDIM step (Song et al. 2021, eq. 12) from code index t to a step whose alpha_bar is alpha_bar_prev.
 
     x0_pred = (x_t - sqrt(1 - alpha_bar_t) * eps) / sqrt(alpha_bar_t)
-    sigma   = eta * sqrt((1 - alpha_bar_prev) / (1 - alpha_bar_t)) * sqrt(1 - alpha_bar_t / alpha_bar_prev)
-    x_prev  = sqrt(alpha_bar_prev) * x0_pred + sqrt(1 - alpha_bar_prev - sigma^2) * eps + sigma * noise
+    sigma_ts = eta * sqrt((1 - alpha_bar_prev) / (1 - alpha_bar_t)) * sqrt(1 - alpha_bar_t / alpha_bar_prev)
+    x_prev   = sqrt(alpha_bar_prev) * x0_pred + sqrt(1 - alpha_bar_prev - sigma_ts^2) * eps + sigma_ts * noise
+    (sigma_ts is the book's sigma_{t->s}, the step's own noise: not sigma_t of the ancestral step.)
     With clip_denoised, x0_pred is clipped to [-1, 1] and eps is recomputed from it, so that x_t, x0_pred
     and eps stay on one line (eq. fwd-marginal). alpha_bar_prev: a scalar tensor, or (B, 1, ..., 1).
     Trusts its inputs: no checks, so no host-device synchronisation.
@@ -88,10 +89,10 @@ def ddim_update(
     if clip_denoised:
         x0_pred = x0_pred.clamp(-1, 1)
         eps = (xt - torch.sqrt(alpha_bar) * x0_pred) / torch.sqrt(1 - alpha_bar)
-    sigma = eta * torch.sqrt((1 - alpha_bar_prev) / (1 - alpha_bar) * (1 - alpha_bar / alpha_bar_prev))
-    x_prev = torch.sqrt(alpha_bar_prev) * x0_pred + torch.sqrt((1 - alpha_bar_prev - sigma**2).clamp(min=0)) * eps
+    sigma_ts = eta * torch.sqrt((1 - alpha_bar_prev) / (1 - alpha_bar) * (1 - alpha_bar / alpha_bar_prev))
+    x_prev = torch.sqrt(alpha_bar_prev) * x0_pred + torch.sqrt((1 - alpha_bar_prev - sigma_ts**2).clamp(min=0)) * eps
     if eta > 0:
-        x_prev = x_prev + sigma * noise
+        x_prev = x_prev + sigma_ts * noise
     return StepOutput(x_prev, x0_pred)
 
 

@@ -42,3 +42,25 @@ def test_package_hash_changes_with_any_file(tmp_path):
     first = book_cache.package_hash(package)
     (package / "a.py").write_text("x = 2\n")
     assert book_cache.package_hash(package) != first
+
+
+def test_the_toc_lists_every_chapter_notebook():
+    assert sorted(p.name for p in book_cache.toc_notebooks()) == sorted(p.name for p in (ROOT / "book").glob("*.ipynb"))
+
+
+def test_stale_notebooks_are_executed_into_the_cache_and_fresh_ones_are_not(tmp_path):
+    cache_dir = tmp_path / "cache"
+    cached_notebook(get_cache(cache_dir), tmp_path / "fresh.ipynb", "print('cached already')")
+    stale = tmp_path / "stale.ipynb"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import os\nprint(os.getcwd(), os.environ['OMP_NUM_THREADS'])")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    stale.write_text(json.dumps(nb))
+    broken = tmp_path / "broken.ipynb"
+    nb.cells = [nbformat.v4.new_code_cell("raise ValueError('left to the build')")]
+    broken.write_text(json.dumps(nb))
+    executed, failed = book_cache.execute_stale(cache_dir, [tmp_path / "fresh.ipynb", stale, broken], workers=2, timeout=60)
+    assert executed == ["stale.ipynb"] and failed == ["broken.ipynb"]
+    _, merged = get_cache(cache_dir).merge_match_into_notebook(nbformat.read(stale, as_version=4))
+    output = merged.cells[0].outputs[0]["text"]
+    assert output.split()[0] == str(tmp_path)  # executed in the notebook's own directory, as the build does
+    assert output.split()[1] == str(max(1, (os.cpu_count() or 1) // 2))  # each kernel its share of the cores

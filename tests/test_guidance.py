@@ -114,10 +114,15 @@ TINY = UNetConfig(base_channels=8, channel_mults=(1, 2), num_res_blocks=1, atten
 SCHEDULE32 = NoiseSchedule(make_betas("linear", 1000)).to(dtype=torch.float32)
 
 
-def _unzero(model):
+@pytest.fixture
+def random_unet():
     # The zero-initialised output layers make a fresh U-Net ignore its label; random weights do not.
-    for p in model.parameters():
-        p.add_(0.2 * torch.randn_like(p))
+    torch.manual_seed(0)
+    model = UNet(TINY).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    return model
 
 
 def _sample(eps_model, seed=0):
@@ -126,11 +131,8 @@ def _sample(eps_model, seed=0):
 
 
 @torch.no_grad()
-def test_classifier_free_guidance_at_one_is_the_conditional_model_and_at_zero_the_unconditional():
-    torch.manual_seed(0)
-    model = UNet(TINY).eval()
-    _unzero(model)
-    y = torch.tensor([0, 1, 2])
+def test_classifier_free_guidance_at_one_is_the_conditional_model_and_at_zero_the_unconditional(random_unet):
+    model, y = random_unet, torch.tensor([0, 1, 2])
     conditional = _sample(lambda xt, t: model(xt, t, y))
     unconditional = _sample(lambda xt, t: model(xt, t, torch.full_like(y, 3)))
     assert torch.equal(_sample(classifier_free_guidance(model, y, 3, 1.0)), conditional)
@@ -140,11 +142,8 @@ def test_classifier_free_guidance_at_one_is_the_conditional_model_and_at_zero_th
 
 
 @torch.no_grad()
-def test_classifier_guidance_with_a_classifier_blind_to_x_is_unguided_sampling():
-    torch.manual_seed(0)
-    model = UNet(TINY).eval()
-    _unzero(model)
-    y = torch.tensor([0, 1, 2])
+def test_classifier_guidance_with_a_classifier_blind_to_x_is_unguided_sampling(random_unet):
+    model, y = random_unet, torch.tensor([0, 1, 2])
     blind = lambda xt, t: torch.zeros(xt.shape[0], 3) + 0.0 * xt.sum() + t[:, None].float()  # noqa: E731  depends on t only
     unguided = _sample(lambda xt, t: model(xt, t))
     assert torch.equal(_sample(classifier_guidance(lambda xt, t: model(xt, t), classifier_grad(blind, y), SCHEDULE32, 5.0)), unguided)
