@@ -1,10 +1,12 @@
-"""Every chapter, as executed by the book build: nbval's lax rules, checked on the executed copies.
+"""Every chapter, as executed by the book build: nbval's lax rules, checked on the executed notebooks.
 
-`make book` executes each chapter once (myst-nb, cached in _build/.jupyter_cache) and writes the
-executed notebook to _build/jupyter_execute/. Rather than execute every chapter a second time
-under nbval, these tests apply nbval's --nbval-lax rules to those copies: every code cell ran, in
-order, without an error, except cells tagged raises-exception, which must raise. A copy whose code
-differs from book/ is stale and fails. (`make nbval` still runs nbval itself on book/.)
+`make book` executes each chapter once and stores the executed notebook in the build's cache,
+_build/.jupyter_cache, keyed on the chapter's code (the site is rendered from it; myst-nb's copies in
+_build/jupyter_execute/ carry outputs only for chapters executed inside the Sphinx run). Rather
+than execute every chapter a second time under nbval, these tests take each chapter's execution
+from the cache and apply nbval's --nbval-lax rules to it: every code cell ran, in order, without an
+error, except cells tagged raises-exception, which must raise. A chapter whose current code has no
+execution in the cache is stale and fails. (`make nbval` still runs nbval itself on book/.)
 
 Needs a built book; `make test` sets DDPM_BOOK_SITE_TESTS=required, so a missing build fails there
 and a bare `pytest` skips with the reason.
@@ -20,7 +22,7 @@ import pytest
 pytestmark = pytest.mark.slow  # `make unit` leaves these out: subprocesses, real sampling, the built site
 
 ROOT = Path(__file__).resolve().parents[1]
-EXECUTED = ROOT / "_build" / "jupyter_execute" / "book"
+CACHE = ROOT / "_build" / ".jupyter_cache"
 CHAPTERS = sorted(p.stem for p in (ROOT / "book").glob("*.ipynb"))
 REQUIRED = os.environ.get("DDPM_BOOK_SITE_TESTS") == "required"
 
@@ -35,13 +37,20 @@ def source(cell: dict) -> str:
 
 @pytest.fixture(params=CHAPTERS)
 def chapter(request):
-    executed = EXECUTED / f"{request.param}.ipynb"
-    if not executed.is_file():
-        message = f"no executed copy at {executed} (run `make book`)"
+    import nbformat
+    from jupyter_cache import get_cache
+
+    if not (CACHE / "global.db").is_file():
+        message = f"no build cache at {CACHE} (run `make book`)"
         if REQUIRED:
             pytest.fail(message)
         pytest.skip(message)
-    return code_cells(ROOT / "book" / f"{request.param}.ipynb"), code_cells(executed)
+    path = ROOT / "book" / f"{request.param}.ipynb"
+    try:
+        _, executed = get_cache(CACHE).merge_match_into_notebook(nbformat.read(path, as_version=4))
+    except KeyError:
+        pytest.fail(f"the cache holds no execution of the current {path.name}: stale, rebuild with `make book`")
+    return code_cells(path), [c for c in executed.cells if c.cell_type == "code"]
 
 
 def test_executed_copy_is_of_the_current_source(chapter):
