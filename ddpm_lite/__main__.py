@@ -1,4 +1,4 @@
-"""python -m ddpm_lite train|sample|train-classifier|train-noisy-classifier: flags -> dataclasses -> calls. No logic of its own."""
+"""python -m ddpm_lite train|sample|train-classifier|train-noisy-classifier|export-onnx: flags -> dataclasses -> calls. No logic of its own."""
 from __future__ import annotations
 
 import argparse
@@ -102,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
     noisy.add_argument("--steps", type=_positive_int, default=3000)
     noisy.add_argument("--batch-size", type=_positive_int, default=256)
     noisy.add_argument("--schedule", default="linear", help="the forward process of the model it will guide")
+    export = commands.add_parser("export-onnx", help="write a model as ONNX (onnxruntime, in Python or a browser)")
+    source = export.add_mutually_exclusive_group(required=True)
+    source.add_argument("checkpoint", nargs="?", type=Path, help="a checkpoint stem or a run directory (its newest)")
+    source.add_argument("--pretrained", choices=("mnist", "mnist-cond"), help="a model shipped with ddpm_lite")
+    export.add_argument("--out", type=Path, default=Path("unet.onnx"))
+    export.add_argument("--half-weights", action="store_true", help="store large weights in float16 (compute stays float32)")
+    export.set_defaults(run=run_export, subparser=export)
     return parser
 
 
@@ -262,6 +269,28 @@ def main(argv: list[str] | None = None) -> None:
     # The library's notices (e.g. "using the shipped subset") are INFO records: the command line shows them.
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     args.run(args, args.subparser)
+
+
+
+def run_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    from .checkpoint import CheckpointError, latest_checkpoint
+    from .export import export_onnx, write_schedule
+    from .pretrained import load_pretrained
+    from .train import load_trained
+
+    try:
+        if args.pretrained:
+            model, schedule, _, _ = load_pretrained(args.pretrained)
+        else:
+            stem = latest_checkpoint(args.checkpoint) if args.checkpoint.is_dir() else args.checkpoint
+            if stem is None:
+                raise CheckpointError(f"no complete checkpoint in {args.checkpoint}")
+            model, schedule, _ = load_trained(stem)
+    except (ValueError, OSError) as err:
+        parser.error(str(err))
+    path = export_onnx(model, args.out, half_weights=args.half_weights)
+    sidecar = write_schedule(args.out.with_suffix(".json"), schedule.alpha_bars, model)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB) and {sidecar}")
 
 
 if __name__ == "__main__":

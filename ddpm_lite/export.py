@@ -1,0 +1,81 @@
+"""A trained U-Net as an ONNX file, for onnxruntime in Python or onnxruntime-web in a browser.
+
+`export_onnx` traces eps_theta(x_t, t[, y]) with torch.onnx's exporter (dynamo), with a dynamic
+batch dimension. With half_weights=True the large weight tensors (>= MIN_HALF_ELEMENTS elements:
+convolution and linear weights) are stored in float16 and cast back to float32 where the graph
+starts, so the file is about half the size while every operation still computes in float32; small
+tensors (biases, norms, and the time embedding's constants) stay float32.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+import torch
+
+from ._io import atomic_write
+from .unet import UNet
+
+MIN_HALF_ELEMENTS = 256
+OPSET = 18
+
+
+def example_inputs(model: UNet, batch: int = 2) -> tuple[torch.Tensor, ...]:
+    """(x_t, t) or (x_t, t, y) of the model's image size, on its device."""
+    c = model.config
+    device = next(model.parameters()).device
+    x = torch.zeros(batch, c.in_channels, c.image_size, c.image_size, device=device)
+    t = torch.zeros(batch, dtype=torch.long, device=device)
+    return (x, t) if c.num_classes is None else (x, t, torch.full((batch,), c.num_classes, device=device))
+
+
+def export_onnx(model: UNet, path: str | Path, half_weights: bool = False, opset: int = OPSET) -> Path:
+    """Write model (eval mode) to path as ONNX: inputs x_t (float32), t (int64) [, y (int64)], output eps."""
+    path = Path(path)
+    model = model.eval()
+    inputs = example_inputs(model)
+    names = ["x_t", "t", "y"][: len(inputs)]
+    batch = torch.export.Dim("batch")
+    with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):  # the exporter reports its passes on stdout
+        program = torch.onnx.export(model, inputs, dynamo=True, opset_version=opset, input_names=names,
+                                    output_names=["eps"], dynamic_shapes=tuple({0: batch} for _ in inputs))
+    onnx_model = program.model_proto
+    if half_weights:
+        _store_weights_in_half(onnx_model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(onnx_model.SerializeToString()))
+    return path
+
+
+def write_schedule(path: str | Path, alpha_bars: torch.Tensor, model: UNet) -> Path:
+    """A JSON file beside the model with what a sampler needs: T, every alpha_bar_t (code index t, in the dtype
+    the model is sampled with), the inputs, the "no label" token."""
+    import json
+
+    record = {"T": len(alpha_bars), "alpha_bars": [float(a) for a in alpha_bars.double()],
+              "inputs": ["x_t", "t"] + (["y"] if model.config.num_classes is not None else []),
+              "null_label": model.config.num_classes, "image_size": model.config.image_size}
+    path = Path(path)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(record)))
+    return path
+
+
+def _store_weights_in_half(onnx_model) -> None:
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = onnx_model.graph
+    initializers, casts = [], []
+    for init in graph.initializer:
+        if init.data_type == TensorProto.FLOAT and np.prod(init.dims) >= MIN_HALF_ELEMENTS:
+            half = numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), init.name + "__fp16")
+            initializers.append(half)
+            casts.append(helper.make_node("Cast", [half.name], [init.name], to=TensorProto.FLOAT))
+        else:
+            initializers.append(init)
+    graph.ClearField("initializer")
+    graph.initializer.extend(initializers)
+    nodes = casts + list(graph.node)
+    graph.ClearField("node")
+    graph.node.extend(nodes)

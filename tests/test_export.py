@@ -1,0 +1,75 @@
+"""The ONNX export runs in onnxruntime and agrees with PyTorch."""
+import numpy as np
+import pytest
+import torch
+
+ort = pytest.importorskip("onnxruntime")
+
+from ddpm_lite.export import export_onnx  # noqa: E402
+from ddpm_lite.pretrained import load_pretrained  # noqa: E402
+
+pytestmark = pytest.mark.slow  # tracing the exporter takes seconds
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return load_pretrained("mnist-cond").model
+
+
+def run(path, x, t, y=None):
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    feeds = {"x_t": x.numpy(), "t": t.numpy(), **({"y": y.numpy()} if y is not None else {})}
+    return torch.from_numpy(session.run(None, feeds)[0])
+
+
+@pytest.mark.parametrize("half_weights", [False, True])
+def test_the_exported_model_matches_pytorch_at_several_t_and_batch_sizes(shipped, tmp_path, half_weights):
+    path = export_onnx(shipped, tmp_path / "unet.onnx", half_weights=half_weights)
+    g = torch.Generator().manual_seed(0)
+    for batch in (1, 5):  # the batch dimension is dynamic
+        x = torch.randn(batch, 1, 28, 28, generator=g)
+        for step in (0, 500, 999):
+            t, y = torch.full((batch,), step), torch.randint(0, 11, (batch,), generator=g)  # 10 is the "no label" token
+            with torch.no_grad():
+                expected = shipped(x, t, y)
+            error = (run(path, x, t, y) - expected).abs().max().item()
+            # float32 throughout: only the order of operations differs (measured ~1e-6). float16 weights: each weight
+            # is rounded to 11 significant bits (relative error <= 2^-12); measured <= 8e-4 on eps, whose std is 1.
+            assert error < (1e-4 if not half_weights else 5e-3), (batch, step, error)
+
+
+def test_half_weights_halve_the_file(shipped, tmp_path):
+    full = export_onnx(shipped, tmp_path / "full.onnx").stat().st_size
+    half = export_onnx(shipped, tmp_path / "half.onnx", half_weights=True).stat().st_size
+    assert 0.45 < half / full < 0.6, (half, full)
+
+
+def test_an_unconditional_unet_has_two_inputs(tmp_path):
+    from ddpm_lite.presets import PRESETS
+    from ddpm_lite.unet import UNet
+
+    torch.manual_seed(0)
+    model = UNet(PRESETS["tiny"].unet)
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    path = export_onnx(model, tmp_path / "tiny.onnx")
+    x, t = torch.randn(3, 1, 28, 28), torch.tensor([0, 400, 999])
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["x_t", "t"]
+    with torch.no_grad():
+        torch.testing.assert_close(run(path, x, t), model.eval()(x, t), rtol=1e-4, atol=1e-4)
+
+
+def test_the_command_writes_the_model_and_the_schedule_the_sampler_uses(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "ddpm_lite", "export-onnx", "--pretrained", "mnist", "--half-weights",
+                             "--out", str(tmp_path / "web" / "mnist.onnx")], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "wrote" in result.stdout and (tmp_path / "web" / "mnist.onnx").stat().st_size > 1_000_000
+    record = json.loads((tmp_path / "web" / "mnist.json").read_text())
+    schedule = load_pretrained("mnist").schedule
+    assert record["T"] == 1000 and record["inputs"] == ["x_t", "t", "y"] and record["null_label"] == 10
+    assert record["alpha_bars"] == schedule.alpha_bars.tolist()  # exactly the values the Python sampler uses
