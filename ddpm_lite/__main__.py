@@ -153,27 +153,36 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
     print(f"final loss {result.losses[-1]:.4f}; checkpoint {result.checkpoint}")
 
 
+def _load_model(args: argparse.Namespace, parser: argparse.ArgumentParser, device: torch.device):
+    """(model, schedule) of --pretrained NAME, or of a checkpoint (a run directory means its newest)."""
+    from .checkpoint import CheckpointError, latest_checkpoint
+    from .pretrained import load_pretrained
+    from .train import load_trained
+
+    try:
+        if args.pretrained:
+            return load_pretrained(args.pretrained, device)[:2]
+        stem = latest_checkpoint(args.checkpoint) if args.checkpoint.is_dir() else args.checkpoint
+        if stem is None:
+            raise CheckpointError(f"no complete checkpoint in {args.checkpoint}")
+        return load_trained(stem, device=device)[:2]
+    except (ValueError, OSError) as err:
+        parser.error(str(err))
+
+
 def run_sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     import matplotlib.pyplot as plt
 
-    from .checkpoint import CheckpointError, latest_checkpoint
     from .data import to_pixels
     from .guidance import classifier_free_guidance
-    from .pretrained import load_pretrained
     from .sampling import ddim_trajectory, ddpm_trajectory, final_sample
-    from .train import load_trained, resolve_device
+    from .train import resolve_device
 
     try:
         device = resolve_device(args.device)
-        if args.pretrained:
-            model, schedule, _, _ = load_pretrained(args.pretrained, device)
-        else:
-            stem = latest_checkpoint(args.checkpoint) if args.checkpoint.is_dir() else args.checkpoint
-            if stem is None:
-                raise CheckpointError(f"no complete checkpoint in {args.checkpoint}")
-            model, schedule, _ = load_trained(stem, device=device)
-    except (ValueError, OSError) as err:
+    except ValueError as err:
         parser.error(str(err))
+    model, schedule = _load_model(args, parser, device)
     if args.steps > schedule.T:
         parser.error(f"--steps must be in [1, {schedule.T}], got {args.steps}")
     if not args.eta >= 0:
@@ -273,21 +282,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def run_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    from .checkpoint import CheckpointError, latest_checkpoint
     from .export import export_onnx, write_schedule
-    from .pretrained import load_pretrained
-    from .train import load_trained
 
-    try:
-        if args.pretrained:
-            model, schedule, _, _ = load_pretrained(args.pretrained)
-        else:
-            stem = latest_checkpoint(args.checkpoint) if args.checkpoint.is_dir() else args.checkpoint
-            if stem is None:
-                raise CheckpointError(f"no complete checkpoint in {args.checkpoint}")
-            model, schedule, _ = load_trained(stem)
-    except (ValueError, OSError) as err:
-        parser.error(str(err))
+    model, schedule = _load_model(args, parser, torch.device("cpu"))
     path = export_onnx(model, args.out, half_weights=args.half_weights)
     sidecar = write_schedule(args.out.with_suffix(".json"), schedule.alpha_bars, model)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB) and {sidecar}")

@@ -52,17 +52,11 @@ def vlb_estimate(
     v.choice("variance", variance, VARIANCES)
     edges = strata(schedule.T, num_strata).to(x0.device)
     B = x0.shape[0]
-
-    def term(t: Tensor) -> Tensor:
-        eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
-        xt = q_sample(schedule, x0, t, eps)
-        return vlb_term(schedule, x0, xt, t, eps_model(xt, t), variance)
-
-    decoder = term(torch.zeros(B, dtype=torch.long, device=x0.device))
+    decoder = _term(eps_model, schedule, x0, torch.zeros(B, dtype=torch.long, device=x0.device), generator, variance)
     kl_sum = torch.zeros(B, dtype=x0.dtype, device=x0.device)
     for low, high in zip(edges[:-1].tolist(), edges[1:].tolist()):
         offset = torch.randint(0, high - low, (B,), generator=generator, device=x0.device)
-        kl_sum = kl_sum + (high - low) * term(low + offset)
+        kl_sum = kl_sum + (high - low) * _term(eps_model, schedule, x0, low + offset, generator, variance)
     prior = vlb_prior_term(schedule, x0)
     dims = math.prod(x0.shape[1:])
     return BoundEstimate(prior, decoder, kl_sum, nats_to_bits_per_dim(prior + decoder + kl_sum, dims))
@@ -75,10 +69,12 @@ def vlb_terms(
 ) -> Tensor:
     """The bound's terms at the given code indices (0 is L_0, t >= 1 the KL L_t), one noise draw each: (len(ts), B) nats."""
     v.check_tensor("x0", x0)
-    rows = []
-    for t in ts:
-        t_batch = v.timesteps(t, schedule.T, x0)
-        eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
-        xt = q_sample(schedule, x0, t_batch, eps)
-        rows.append(vlb_term(schedule, x0, xt, t_batch, eps_model(xt, t_batch), variance))
-    return torch.stack(rows)
+    return torch.stack([_term(eps_model, schedule, x0, v.timesteps(t, schedule.T, x0), generator, variance) for t in ts])
+
+
+def _term(eps_model: EpsModel, schedule: NoiseSchedule, x0: Tensor, t: Tensor, generator: torch.Generator,
+          variance: str) -> Tensor:
+    """One term of the bound per image at code indices t (B,), with one noise draw: L_0 where t = 0, else L_t."""
+    eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+    xt = q_sample(schedule, x0, t, eps)
+    return vlb_term(schedule, x0, xt, t, eps_model(xt, t), variance)

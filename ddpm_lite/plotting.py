@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+import torch
 from cycler import cycler
 
 # tableau-colorblind10's first six colours, each paired with its own line style so that
@@ -35,13 +36,17 @@ def use_book_style() -> None:
     )
 
 
-def show_digits(ax: plt.Axes, x, title: str = "", cols: int = 8) -> None:
-    """A batch of images (N, 1, H, W) in [-1, 1] as one grid on ax, rows of `cols`, padded with black."""
+def tile_digits(x, cols: int):
+    """A batch of images (N, 1, H, W), clipped to [-1, 1], as one (rows*H, cols*W) array, padded with black (-1)."""
     n, _, h, w = x.shape
     rows = -(-n // cols)
-    grid = x.new_full((rows * cols, h, w), -1.0)
-    grid[:n] = x[:, 0].clamp(-1, 1)
-    ax.imshow(grid.reshape(rows, cols, h, w).permute(0, 2, 1, 3).reshape(rows * h, cols * w).float().cpu().numpy(),
-              cmap="gray", vmin=-1, vmax=1)
+    grid = x.new_full((rows * cols, h, w), -1.0, dtype=torch.float32, device="cpu")
+    grid[:n] = x[:, 0].float().cpu().clamp(-1, 1)
+    return grid.reshape(rows, cols, h, w).permute(0, 2, 1, 3).reshape(rows * h, cols * w).numpy()
+
+
+def show_digits(ax: plt.Axes, x, title: str = "", cols: int = 8) -> None:
+    """A batch of images (N, 1, H, W) in [-1, 1] as one grid on ax, rows of `cols`, padded with black."""
+    ax.imshow(tile_digits(x, cols), cmap="gray", vmin=-1, vmax=1)
     ax.set(xticks=[], yticks=[], title=title)
     ax.grid(False)

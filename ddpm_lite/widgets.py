@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from .diffusion import q_sample
+from .plotting import tile_digits
 from .schedules import NoiseSchedule, make_betas
 
 
@@ -155,15 +156,6 @@ def forward_process_explorer(
     return widgets.VBox([box, live, status])
 
 
-def _tile(images: Tensor, cols: int) -> np.ndarray:
-    """(N, 1, H, W) in [-1, 1] -> one (rows*H, cols*W) array."""
-    n, _, h, w = images.shape
-    rows = -(-n // cols)
-    grid = torch.full((rows * cols, h, w), -1.0)
-    grid[:n] = images[:, 0].float().clamp(-1, 1)
-    return grid.reshape(rows, cols, h, w).permute(0, 2, 1, 3).reshape(rows * h, cols * w).numpy()
-
-
 def render_reverse_frames(states: Sequence, title: str, cols: int = 4) -> list[bytes]:
     """One PNG per sampler state: the batch's x_t (left) beside the model's x0_pred at that step (right).
 
@@ -172,16 +164,16 @@ def render_reverse_frames(states: Sequence, title: str, cols: int = 4) -> list[b
     """
     fig, axes = plt.subplots(1, 2, figsize=(6.4, 3.4), dpi=72)
     first = states[0].xt
-    left = axes[0].imshow(_tile(first, cols), cmap="gray", vmin=-2.5, vmax=2.5)
-    right = axes[1].imshow(np.full_like(_tile(first, cols), -1.0), cmap="gray", vmin=-1, vmax=1)
+    left = axes[0].imshow(tile_digits(first, cols), cmap="gray", vmin=-2.5, vmax=2.5)
+    right = axes[1].imshow(np.full_like(tile_digits(first, cols), -1.0), cmap="gray", vmin=-1, vmax=1)
     for ax in axes:
         ax.set(xticks=[], yticks=[])
         ax.grid(False)
     fig.tight_layout(rect=(0, 0, 1, 0.92))
     frames = []
     for state in states:
-        left.set_data(_tile(state.xt, cols))
-        right.set_data(_tile(state.x0_pred, cols) if state.x0_pred is not None else np.full_like(left.get_array(), -1.0))
+        left.set_data(tile_digits(state.xt, cols))
+        right.set_data(tile_digits(state.x0_pred, cols) if state.x0_pred is not None else np.full_like(left.get_array(), -1.0))
         step = state.t + 1  # the paper's step of x_t; 0 is the sample x_0
         axes[0].set_title(f"$x_t$, t = {step}" if step > 0 else "$x_0$, the sample")
         axes[1].set_title(r"the model's $\hat x_0$" + (" (none yet)" if state.x0_pred is None else ""))
@@ -254,12 +246,12 @@ def guidance_explorer(grids: dict[str, Sequence[Tensor]], scales: Sequence[float
         if len(batches) != len(scales):
             raise ValueError(f"grids[{name!r}] has {len(batches)} batches for {len(scales)} scales")
         fig, ax = plt.subplots(figsize=(7.5, 1.3 * -(-batches[0].shape[0] // cols)), dpi=72)
-        image = ax.imshow(_tile(batches[0], cols), cmap="gray", vmin=-1, vmax=1)
+        image = ax.imshow(tile_digits(batches[0], cols), cmap="gray", vmin=-1, vmax=1)
         ax.set(xticks=[], yticks=[])
         ax.grid(False)
         kind_frames = []
         for scale, batch in zip(scales, batches):
-            image.set_data(_tile(batch, cols))
+            image.set_data(tile_digits(batch, cols))
             ax.set_title(f"{name}, scale {scale:g}")
             kind_frames.append(png_of(fig))
         plt.close(fig)

@@ -1,5 +1,4 @@
 """The ONNX export runs in onnxruntime and agrees with PyTorch."""
-import numpy as np
 import pytest
 import torch
 
