@@ -7,7 +7,7 @@ ASSETS := .cache/site-assets
 # Browser tests: "required" fails when Chromium or the CDN files are missing; "optional" skips.
 SITE_TESTS ?= optional
 
-.PHONY: venv book test unit nbval site-assets chromium clean
+.PHONY: venv book serve test unit nbval site-assets chromium clean
 
 ## The virtual environment alone: requirements.txt and ddpm_lite (editable), with the `ddpm-lite` command.
 venv: $(STAMP)
@@ -22,10 +22,17 @@ $(STAMP): requirements.txt pyproject.toml
 
 ## Build the whole book, executing every chapter (cached in _build/.jupyter_cache;
 ## a change to ddpm_lite re-executes the chapters that import it; stale chapters run one per core).
+## First the files of the page "Generate in your browser", exported from the shipped model when it changed.
 book: $(STAMP)
+	$(PY) tools/site_models.py _static/models
 	$(PY) tools/book_cache.py _build/.jupyter_cache --execute
 	$(VENV)/bin/jupyter-book build . --warningiserror --nitpick --keep-going
-	@echo "The book is at: file://$(CURDIR)/_build/html/index.html"
+	@echo "The book is at: file://$(CURDIR)/_build/html/index.html (or run make serve)"
+
+## Serve the built site on http://localhost:8000 (the page that runs the model needs http, not file://).
+serve:
+	@echo "Open http://localhost:8000/book/browser.html (Ctrl-C stops the server)"
+	$(PYTHON) -m http.server -d _build/html 8000
 
 ## Unit tests, nbval's rules on the chapters the build executed, and the built site in headless
 ## Chromium, on both cores (pytest-xdist; a file's tests share one worker and its fixtures).
@@ -41,14 +48,15 @@ nbval: $(STAMP)
 	$(PY) -m pytest book
 
 ## The files the site loads from CDNs, for the offline browser tests (npm registry).
-site-assets: $(ASSETS)/.done
-$(ASSETS)/.done:
+site-assets: $(ASSETS)/.done-2
+$(ASSETS)/.done-2:  # the number changes with the package list, so older checkouts fetch again
 	@if command -v npm >/dev/null; then \
 	  mkdir -p $(ASSETS) && cd $(ASSETS) && \
-	  npm pack --silent @jupyter-widgets/html-manager@1.0.6 requirejs@2.3.4 mathjax@3.2.2 >/dev/null && \
-	  for pair in html-manager:jupyter-widgets-html-manager-1.0.6 requirejs:requirejs-2.3.4 mathjax:mathjax-3.2.2; do \
+	  npm pack --silent @jupyter-widgets/html-manager@1.0.6 requirejs@2.3.4 mathjax@3.2.2 onnxruntime-web@1.30.0 >/dev/null && \
+	  for pair in html-manager:jupyter-widgets-html-manager-1.0.6 requirejs:requirejs-2.3.4 mathjax:mathjax-3.2.2 \
+	              onnxruntime-web:onnxruntime-web-1.30.0; do \
 	    rm -rf $${pair%%:*} && mkdir $${pair%%:*} && tar xzf $${pair#*:}.tgz -C $${pair%%:*} && rm $${pair#*:}.tgz; \
-	  done && touch .done; \
+	  done && touch .done-2; \
 	else echo "npm not found: the browser tests will be skipped"; fi
 
 ## Debian's Chromium for the browser tests, installed when we may (root with apt-get).

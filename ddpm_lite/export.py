@@ -5,11 +5,16 @@ batch dimension. With half_weights=True the large weight tensors (>= MIN_HALF_EL
 convolution and linear weights) are stored in float16 and cast back to float32 where the graph
 starts, so the file is about half the size while every operation still computes in float32; small
 tensors (biases, norms, and the time embedding's constants) stay float32.
+
+`reference_run` records one run of the package's DDIM sampler with classifier-free guidance (its
+initial x_T, every step's noise, the sample), so that another implementation of the sampler, such
+as the site's JavaScript one, can replay the same noise and be checked against it.
 """
 from __future__ import annotations
 
 import contextlib
 import io
+import json
 from pathlib import Path
 
 import torch
@@ -51,12 +56,60 @@ def export_onnx(model: UNet, path: str | Path, half_weights: bool = False, opset
 def write_schedule(path: str | Path, alpha_bars: torch.Tensor, model: UNet) -> Path:
     """A JSON file beside the model with what a sampler needs: T, every alpha_bar_t (code index t, in the dtype
     the model is sampled with), the inputs, the "no label" token."""
-    import json
-
     record = {"T": len(alpha_bars), "alpha_bars": [float(a) for a in alpha_bars.double()],
               "inputs": ["x_t", "t"] + (["y"] if model.config.num_classes is not None else []),
               "null_label": model.config.num_classes, "image_size": model.config.image_size}
+    return write_json(path, record)
+
+
+def onnx_eps_model(path: str | Path):
+    """The exported model in onnxruntime (Python, CPU) as a torch function (x_t, t[, y]) -> eps."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+
+    def eps_model(*inputs: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(session.run(None, {n: x.numpy() for n, x in zip(names, inputs)})[0])
+
+    return eps_model
+
+
+def reference_run(cond_models: dict, null_label: int, image_shape: tuple[int, ...], schedule, labels: list[int],
+                  scale: float, num_steps: int, eta: float, seed: int) -> dict:
+    """One run of `sampling.ddim_trajectory` (clip_denoised=True) with classifier-free guidance at `scale`, for each
+    conditional model (x_t, t, y) -> eps in cond_models: the inputs, the noise drawn (x_T, then one draw per step
+    when eta > 0; the same for every model) and each model's sample.
+
+    The noise is read back by replaying the sampler's generator: same seed, same shapes, same order.
+    """
+    from .guidance import classifier_free_guidance
+    from .sampling import ddim_timesteps, ddim_trajectory, final_sample
+
+    y = torch.tensor(labels, dtype=torch.long)
+    shape = (len(labels), *image_shape)
+    samples = {}
+    for name, cond_model in cond_models.items():
+        eps_model = classifier_free_guidance(cond_model, y, null_label, scale)
+        with torch.no_grad():
+            samples[name] = final_sample(ddim_trajectory(eps_model, schedule, shape, torch.Generator().manual_seed(seed),
+                                                         num_steps, eta, clip_denoised=True))
+    replay = torch.Generator().manual_seed(seed)
+    draws = [torch.randn(shape, generator=replay) for _ in range(1 + (num_steps if eta > 0 else 0))]
+
+    def flat(x: torch.Tensor) -> list[float]:
+        # The shortest decimal that reads back as the same float32 (numpy's repr): exact, and half the text.
+        return [float(str(v)) for v in x.reshape(-1).numpy()]
+
+    return {"labels": labels, "scale": scale, "num_steps": num_steps, "eta": eta, "seed": seed, "clip_denoised": True,
+            "shape": list(shape), "timesteps": ddim_timesteps(schedule.T, num_steps),
+            "x_T": flat(draws[0]), "noise": [flat(z) for z in draws[1:]],
+            "samples": {name: flat(sample) for name, sample in samples.items()}}
+
+
+def write_json(path: str | Path, record: dict) -> Path:
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(record)))
     return path
 

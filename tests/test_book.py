@@ -121,3 +121,28 @@ def test_library_code_prints_nothing():
                  for node in ast.walk(ast.parse(p.read_text(encoding="utf-8")))
                  if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "print"]
     assert not offenders, offenders
+
+
+def test_literalinclude_markers_exist():
+    """Includes cut by :start-after: / :end-before: (the browser page's JavaScript) find both markers."""
+    found = 0
+    for path, text in book_texts():
+        for m in re.finditer(r"```\{literalinclude\}\s+(\S+)\n((?::[\w-]+:.*\n)+)", text):
+            options = dict(re.findall(r":([\w-]+):\s*(.*)", m.group(2)))
+            source = (BOOK / m.group(1)).read_text(encoding="utf-8")
+            for key in ("start-after", "end-before"):
+                if key in options:
+                    found += 1
+                    assert options[key].strip('"') in source, f"{path.name}: {key} {options[key]} not in {m.group(1)}"
+    assert found >= 4
+
+
+def test_the_javascript_sampler_mirrors_functions_that_exist():
+    """Each `// module.function` heading in the page's sampler names a function of ddpm_lite."""
+    import importlib
+
+    source = (ROOT / "_static" / "ddpm" / "sampler.mjs").read_text(encoding="utf-8")
+    mirrored = re.findall(r"^// (sampling|guidance|diffusion)\.(\w+)", source, flags=re.MULTILINE)
+    assert len(mirrored) >= 6, mirrored
+    for module, name in mirrored:
+        assert hasattr(importlib.import_module(f"ddpm_lite.{module}"), name), f"ddpm_lite.{module}.{name}"

@@ -72,3 +72,48 @@ def test_the_command_writes_the_model_and_the_schedule_the_sampler_uses(tmp_path
     schedule = load_pretrained("mnist").schedule
     assert record["T"] == 1000 and record["inputs"] == ["x_t", "t", "y"] and record["null_label"] == 10
     assert record["alpha_bars"] == schedule.alpha_bars.tolist()  # exactly the values the Python sampler uses
+
+
+def test_the_reference_run_records_the_noise_the_sampler_drew(shipped, tmp_path):
+    from ddpm_lite.export import onnx_eps_model, reference_run
+    from ddpm_lite.guidance import classifier_free_guidance
+    from ddpm_lite.pretrained import load_pretrained
+    from ddpm_lite.sampling import alpha_bar_at, ddim_update
+
+    schedule = load_pretrained("mnist-cond").schedule
+    onnx_model = onnx_eps_model(export_onnx(shipped, tmp_path / "unet.onnx"))
+    record = reference_run({"torch": shipped, "onnx": onnx_model}, 10, (1, 28, 28), schedule, labels=[3, 7], scale=2.0,
+                           num_steps=4, eta=0.5, seed=1)
+    shape = record["shape"]
+    assert record["timesteps"] == [999, 749, 499, 249] and len(record["noise"]) == 4
+    # Replay: the recorded x_T and step noise through the update alone give each recorded sample.
+    for name, cond_model in (("torch", shipped), ("onnx", onnx_model)):
+        eps_model = classifier_free_guidance(cond_model, torch.tensor([3, 7]), 10, 2.0)
+        xt = torch.tensor(record["x_T"]).reshape(shape)
+        steps = record["timesteps"]
+        with torch.no_grad():
+            for t, t_prev, noise in zip(steps, steps[1:] + [-1], record["noise"]):
+                t_batch = torch.full((2,), t)
+                xt, _ = ddim_update(schedule, xt, t_batch, alpha_bar_at(schedule, t_prev), eps_model(xt, t_batch), 0.5,
+                                    torch.tensor(noise).reshape(shape), clip_denoised=True)
+        assert torch.equal(xt.reshape(-1), torch.tensor(record["samples"][name])), name
+    # The float32 export follows PyTorch closely through all four steps.
+    assert max(abs(a - b) for a, b in zip(record["samples"]["torch"], record["samples"]["onnx"])) < 1e-4
+
+
+def test_the_site_files_are_exported_again_only_when_their_stamp_changes(tmp_path, monkeypatch):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("site_models", Path(__file__).parents[1] / "tools" / "site_models.py")
+    site_models = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(site_models)
+    exports = []
+    monkeypatch.setattr(site_models, "export_onnx", lambda model, path, half_weights: exports.append(path))
+    monkeypatch.setattr(site_models, "onnx_eps_model", lambda path: lambda x, t, y: torch.zeros_like(x))
+    monkeypatch.setattr(site_models, "REFERENCE", dict(labels=[1], scale=0.0, num_steps=2, eta=0.0, seed=0))
+    assert site_models.export_site_models(tmp_path) and len(exports) == 1
+    assert {p.name for p in tmp_path.iterdir()} == {"mnist_ddpm.json", "mnist_ddpm.reference.json", "mnist_test_digits.json"}
+    assert not site_models.export_site_models(tmp_path) and len(exports) == 1  # stamp current: nothing written
+    monkeypatch.setattr(site_models, "TOLERANCE", {"onnx": 1e-3})  # any input of the stamp: here the reference case
+    assert site_models.export_site_models(tmp_path) and len(exports) == 2

@@ -33,11 +33,13 @@ CDN = {
     "https://cdnjs.cloudflare.com/ajax/libs/require.js/2.3.4/": ASSETS / "requirejs" / "package",
     "https://cdn.jsdelivr.net/npm/@jupyter-widgets/html-manager@1.0.6/dist/": ASSETS / "html-manager" / "package" / "dist",
     "https://cdn.jsdelivr.net/npm/mathjax@3/es5/": ASSETS / "mathjax" / "package" / "es5",
+    "https://cdn.jsdelivr.net/npm/onnxruntime-web@1.30.0/dist/": ASSETS / "onnxruntime-web" / "package" / "dist",
 }
 CDN_RENAMES = {"require.min.js": "require.js"}  # npm's requirejs ships the unminified file
 # The widget manager asks for its icon fonts relative to the page (readers online get 404s too).
 WIDGET_FONTS = re.compile(r"/@jupyter-widgets/html-manager/dist/([\w.]+\.(?:woff2?|ttf|eot|svg))$")
 ALLOWED_PAGE_ERRORS = {"Identifier 'THEBE_JS_URL' has already been declared"}  # benign, every JB1 page
+ALLOWED_CONSOLE_ERRORS = {"Got invalid theme mode: . Resetting to auto."}  # the theme's, with no stored choice
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync"]
 
@@ -102,10 +104,14 @@ class Visit:
         self.page_errors: list[str] = []
         self.unserved: list[str] = []
         self.failed: list[str] = []
+        self.requested: list[str] = []
+        self.console_errors: list[str] = []
         self.context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme=color_scheme)
         self.page: Page = self.context.new_page()
         self.page.route("**/*", self._route)
         self.page.on("pageerror", lambda error: self.page_errors.append(str(error)))
+        self.page.on("request", lambda request: self.requested.append(request.url))
+        self.page.on("console", lambda m: self.console_errors.append(m.text) if m.type == "error" else None)
         self.page.on("response", lambda r: self.failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
         self.page.goto(f"{base_url}/{path}", wait_until="networkidle")
         # MathJax typesets asynchronously; wait for its first pass when the page loads it.
@@ -128,8 +134,11 @@ class Visit:
                 name = url[len(prefix):].split("?")[0]
                 local = directory / CDN_RENAMES.get(name, name)
                 if local.is_file():
-                    content_type = "application/javascript" if local.suffix == ".js" else None
-                    return route.fulfill(path=str(local), content_type=content_type)
+                    content_type = {".js": "application/javascript", ".mjs": "text/javascript",
+                                    ".wasm": "application/wasm"}.get(local.suffix)
+                    # As the CDN does: without this header the browser refuses integrity-checked cross-origin files.
+                    return route.fulfill(path=str(local), content_type=content_type,
+                                         headers={"access-control-allow-origin": "*"})
         self.unserved.append(url)
         return route.abort()
 
@@ -290,3 +299,125 @@ def test_download_buttons_and_no_buttons_that_lead_nowhere():
         assert "ddpm-book/ddpm-book" not in html and "None/None" not in html, path
         if (ROOT / path.replace(".html", ".ipynb")).is_file():
             assert f"_sources/book/{Path(path).stem}.ipynb" in html, f"{path}: no .ipynb download button"
+
+# The page "Generate in your browser": the shipped model in onnxruntime-web.
+BROWSER_PAGE = "book/browser.html"
+MODELS = SITE / "_static" / "models"
+
+
+def press(page: Page, button: str, timeout_ms: int = 180_000) -> str:
+    """Click a button of the live page and wait until its run has finished; return the status line."""
+    page.click(button)
+    page.wait_for_function("() => ['done', 'error'].includes(document.getElementById('ddpm-status').dataset.state)",
+                           timeout=timeout_ms)
+    status = page.locator("#ddpm-status")
+    assert status.get_attribute("data-state") == "done", status.inner_text()
+    return status.inner_text()
+
+
+def canvas_pixels(page: Page, canvas: str):
+    """The canvas's 4 x 4 grid of digits as a (16, 1, 28, 28) tensor in [-1, 1] (read back from its grey levels)."""
+    import torch
+
+    grey = page.evaluate(f"""() => {{ const c = document.querySelector('{canvas}');
+        return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data.filter((_, i) => i % 4 === 0)); }}""")
+    grid = torch.tensor(grey, dtype=torch.float32).reshape(4 * 28, 4 * 28) / 127.5 - 1
+    return grid.reshape(4, 28, 4, 28).permute(0, 2, 1, 3).reshape(16, 1, 28, 28)
+
+
+def set_value(page: Page, selector: str, value) -> None:
+    page.evaluate(f"""() => {{ const e = document.querySelector('{selector}'); e.value = '{value}';
+        e.dispatchEvent(new Event('input')); e.dispatchEvent(new Event('change')); }}""")
+
+
+def assert_clean(v: Visit) -> None:
+    assert not [e for e in v.page_errors if e not in ALLOWED_PAGE_ERRORS], v.page_errors
+    assert not [e for e in v.console_errors if e not in ALLOWED_CONSOLE_ERRORS], v.console_errors
+    assert not v.failed and not v.unserved, (v.failed, v.unserved)
+
+
+def test_the_live_page_loads_no_runtime_and_no_model_until_a_button_is_pressed(visit):
+    v = visit(BROWSER_PAGE)
+    v.page.wait_for_function("() => document.getElementById('ddpm-status').dataset.state === 'idle'", timeout=20_000)
+    heavy = [u for u in v.requested if "onnxruntime-web" in u or "/_static/models/" in u]
+    assert not heavy, heavy
+
+
+def test_generate_makes_the_requested_digit_and_the_run_can_be_scrubbed(visit):
+    import torch
+    from ddpm_lite.classifier import load_classifier, predict
+
+    v = visit(BROWSER_PAGE)
+    page = v.page
+    set_value(page, "#ddpm-seed", 3)
+    page.select_option("#ddpm-digit", "7")
+    set_value(page, "#ddpm-scale", 2)
+    status = press(page, "#ddpm-generate")
+    assert "16 digits, 10 DDIM steps" in status, status
+    assert_clean(v)
+    samples = canvas_pixels(page, "#ddpm-x0")
+    assert samples.std() > 0.3, "the canvas is (nearly) constant"
+    with torch.no_grad():
+        labels = predict(load_classifier(), samples)[1].argmax(1)
+    # Measured: 16 of 16 are 7s (benchmarks/guidance_sweep.py: 100 % at w = 2 with DDIM-50).
+    assert (labels == 7).sum() >= 14, labels.tolist()
+    # Back to the start of the run: x_T is noise, unlike the sample.
+    set_value(page, "#ddpm-scrub", 0)
+    assert "t = 1000" in page.locator("#ddpm-scrub-label").inner_text()
+    noise = canvas_pixels(page, "#ddpm-xt")
+    assert (noise - samples).abs().mean() > 0.3
+
+
+def test_the_browser_sampler_agrees_with_the_python_sampler(visit):
+    reference = json.loads((MODELS / "mnist_ddpm.reference.json").read_text())
+    v = visit(BROWSER_PAGE)
+    press(v.page, "#ddpm-check")
+    assert_clean(v)
+    result = v.page.locator("#ddpm-check-result")
+    assert result.get_attribute("data-ok") == "true", result.inner_text()
+    # Against the same model file in Python only the sampler's code and the kernels differ; against PyTorch,
+    # also the browser model's float16 weights. The tolerances and their reasons are in tools/site_models.py.
+    for name in ("onnx", "torch"):
+        max_diff = float(result.get_attribute(f"data-max-diff-{name}"))
+        assert max_diff <= reference["tolerance"][name], result.inner_text()
+
+
+def test_a_real_digit_noised_a_little_comes_back_and_noised_fully_does_not(visit):
+    import torch
+    from ddpm_lite.data import to_pixels
+
+    digits = json.loads((MODELS / "mnist_test_digits.json").read_text())
+    x0 = to_pixels(torch.tensor(digits["x0"]).reshape(digits["shape"])).float() / 127.5 - 1  # as the canvas shows it
+    v = visit(BROWSER_PAGE)
+    page = v.page
+    page.select_option("#ddpm-start", "digit")
+    distance = {}
+    for t in (50, 1000):
+        set_value(page, "#ddpm-t", t)
+        press(page, "#ddpm-generate")
+        distance[t] = (canvas_pixels(page, "#ddpm-x0") - x0).abs().mean().item()
+    assert_clean(v)
+    # Mean |pixel difference| in [-1, 1]; measured 0.017 at t = 50 and 0.33 at t = 1000 (a new digit).
+    assert distance[50] < 0.1 < distance[1000] / 2, distance
+
+
+def test_the_javascript_time_steps_are_the_packages(visit):
+    from ddpm_lite.sampling import ddim_timesteps
+
+    v = visit(BROWSER_PAGE)
+    for T in (1000, 700, 1):
+        steps = v.page.evaluate(f"""async () => {{ const m = await import('../_static/ddpm/sampler.mjs');
+            return Array.from({{length: {T}}}, (_, i) => m.ddimTimesteps({T}, i + 1)); }}""")
+        assert steps == [ddim_timesteps(T, n) for n in range(1, T + 1)], T
+
+
+def test_opened_from_a_file_the_page_says_how_to_serve_it(browser):
+    context = browser.new_context()
+    page = context.new_page()
+    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:") else route.abort())
+    page.goto((SITE / BROWSER_PAGE).as_uri())
+    warning = page.locator("#ddpm-file-warning")
+    warning.wait_for(state="visible", timeout=20_000)
+    assert "make serve" in warning.inner_text() and "http.server" in warning.inner_text()
+    assert page.locator("#ddpm-generate").is_disabled()
+    context.close()

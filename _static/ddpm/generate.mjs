@@ -1,0 +1,248 @@
+// The page "Generate in your browser": the shipped U-Net in onnxruntime-web, sampled by sampler.mjs.
+// Nothing heavy loads with the page: the runtime (from jsDelivr, integrity-checked) and the model are
+// fetched when the reader first presses a button.
+import {
+  RecordedNoise, SeededNormal, classifierFreeGuidance, ddimTimesteps, ddimTrajectoryFrom, qSample,
+} from "./sampler.mjs";
+
+const ORT = "https://cdn.jsdelivr.net/npm/onnxruntime-web@1.30.0/dist/";
+// SHA-384 of the npm package's files (npm pack onnxruntime-web@1.30.0): the browser refuses any other bytes.
+const INTEGRITY = {
+  "ort.wasm.min.js": "sha384-Bw6URI+Gvoadw0do7/QrSHUC9D1vCYYK5OSqChFyhyV5mzPL4oe2rOAFljAnS8Sq",
+  "ort-wasm-simd-threaded.mjs": "sha384-XcXA/MtAf0WpB8e023xQH9CM7RIjiugakT7x99DIwpFf7k56BIFFcAPerIF7FDad",
+  "ort-wasm-simd-threaded.wasm": "sha384-vjBJ1z7qrhkTyYsNqKeF6c7N+nOJSU94czEo+tvZcu8G75JparGq9kB+kTnEUNVM",
+};
+const MODELS = new URL("../models/", import.meta.url);
+const GRID = 16; // digits per run, shown 4 x 4
+
+const $ = (id) => document.getElementById(id);
+let loaded = null; // {session, schedule, threads, seconds}, after the first press
+let run = null; // the last run: {states, start}
+
+function loadScript(src, integrity) {
+  return new Promise((resolve, reject) => {
+    const script = Object.assign(document.createElement("script"), { src, integrity, crossOrigin: "anonymous" });
+    script.onload = resolve;
+    script.onerror = () => reject(new Error(`could not load ${src} (offline, or its integrity check failed)`));
+    document.head.append(script);
+  });
+}
+
+async function fetchChecked(url, options = {}) {
+  const response = await fetch(url, options);
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+  return response;
+}
+
+async function load() {
+  if (loaded) return loaded;
+  const began = performance.now();
+  setStatus("loading", "Loading the runtime and the model (first use only)…");
+  await loadScript(ORT + "ort.wasm.min.js", INTEGRITY["ort.wasm.min.js"]);
+  const name = "ort-wasm-simd-threaded";
+  const [glue, wasm, model, schedule] = await Promise.all([
+    fetchChecked(ORT + name + ".mjs", { integrity: INTEGRITY[name + ".mjs"] }).then((r) => r.blob()),
+    fetchChecked(ORT + name + ".wasm", { integrity: INTEGRITY[name + ".wasm"] }).then((r) => r.arrayBuffer()),
+    fetchChecked(new URL("mnist_ddpm.onnx", MODELS)).then((r) => r.arrayBuffer()),
+    fetchChecked(new URL("mnist_ddpm.json", MODELS)).then((r) => r.json()),
+  ]);
+  const ort = window.ort;
+  ort.env.wasm.wasmPaths = { mjs: URL.createObjectURL(new Blob([glue], { type: "text/javascript" })) };
+  ort.env.wasm.wasmBinary = wasm;
+  // Threads need SharedArrayBuffer, which browsers give only to cross-origin isolated pages.
+  const threads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
+  ort.env.wasm.numThreads = threads;
+  const session = await ort.InferenceSession.create(model, { executionProviders: ["wasm"] });
+  schedule.alphaBars = Float32Array.from(schedule.alpha_bars); // float32, as the Python sampler uses them
+  loaded = { ort, session, schedule, threads, seconds: (performance.now() - began) / 1000 };
+  return loaded;
+}
+
+// eps_theta(x_t, t, y) for a batch: the ONNX model's inputs x_t (float32), t and y (int64).
+function condModel({ ort, session, schedule }) {
+  const size = schedule.image_size;
+  return async (xt, t, y) => {
+    const batch = y.length;
+    const feeds = {
+      x_t: new ort.Tensor("float32", xt, [batch, 1, size, size]),
+      t: new ort.Tensor("int64", new BigInt64Array(batch).fill(BigInt(t)), [batch]),
+      y: new ort.Tensor("int64", BigInt64Array.from(y, (v) => BigInt(v)), [batch]),
+    };
+    return (await session.run(feeds)).eps.data;
+  };
+}
+
+function setStatus(state, text) {
+  const status = $("ddpm-status");
+  status.dataset.state = state;
+  status.textContent = text;
+}
+
+function settings() {
+  const digit = $("ddpm-digit").value;
+  return {
+    start: $("ddpm-start").value,
+    seed: Number($("ddpm-seed").value) >>> 0,
+    steps: Number($("ddpm-steps").value),
+    eta: Number($("ddpm-eta").value),
+    digit: digit === "any" ? null : Number(digit),
+    scale: Number($("ddpm-scale").value),
+    tStart: Number($("ddpm-t").value),
+  };
+}
+
+// Pixels in [-1, 1] to grey levels, tiles of size x size in a 4-wide grid; x_t beyond [-1, 1] is clipped.
+function draw(canvas, x, count, size) {
+  const cols = 4;
+  const rows = Math.ceil(count / cols);
+  canvas.width = cols * size;
+  canvas.height = rows * size;
+  const context = canvas.getContext("2d");
+  const image = context.createImageData(canvas.width, canvas.height);
+  for (let k = 0; k < count; k++) {
+    const left = (k % cols) * size;
+    const top = Math.floor(k / cols) * size;
+    for (let i = 0; i < size * size; i++) {
+      const grey = Math.round((Math.min(Math.max(x[k * size * size + i], -1), 1) + 1) * 127.5);
+      const p = 4 * ((top + Math.floor(i / size)) * canvas.width + left + (i % size));
+      image.data[p] = image.data[p + 1] = image.data[p + 2] = grey;
+      image.data[p + 3] = 255;
+    }
+  }
+  context.putImageData(image, 0, 0);
+}
+
+function show(index) {
+  const state = run.states[index];
+  const size = loaded.schedule.image_size;
+  draw($("ddpm-xt"), state.xt, GRID, size);
+  const x0 = state.x0Pred ?? run.x0;
+  if (x0) draw($("ddpm-x0"), x0, GRID, size);
+  else $("ddpm-x0").getContext("2d").clearRect(0, 0, $("ddpm-x0").width, $("ddpm-x0").height);
+  const t = state.t;
+  $("ddpm-scrub-label").textContent = t >= 0 ? `state ${index} of ${run.states.length - 1}: x_t at t = ${t + 1}` :
+    `state ${index} of ${run.states.length - 1}: the sample x_0`;
+}
+
+const yieldToBrowser = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+async function generate() {
+  const s = settings();
+  const { schedule } = await load();
+  const size = schedule.image_size;
+  const n = GRID * size * size;
+  const noise = new SeededNormal(s.seed);
+  let xt, tStart, x0 = null;
+  if (s.start === "digit") {
+    const digits = await fetchChecked(new URL("mnist_test_digits.json", MODELS)).then((r) => r.json());
+    x0 = Float32Array.from(digits.x0);
+    tStart = s.tStart - 1; // the slider shows the paper's t = 1..T; code indices are t - 1
+    xt = qSample(schedule.alphaBars, x0, tStart, noise.randn(n));
+  } else {
+    tStart = schedule.T - 1;
+    xt = noise.randn(n);
+  }
+  const numSteps = Math.min(s.steps, tStart + 1);
+  const labels = new Int32Array(GRID).fill(s.digit ?? schedule.null_label);
+  const epsModel = classifierFreeGuidance(condModel(loaded), labels, schedule.null_label, s.digit === null ? 0 : s.scale);
+  run = { states: [], x0 };
+  $("ddpm-scrub").disabled = true;
+  const progress = $("ddpm-progress");
+  progress.max = numSteps;
+  const began = performance.now();
+  for await (const state of ddimTrajectoryFrom(epsModel, schedule.alphaBars, xt, tStart, noise, numSteps, s.eta, true)) {
+    run.states.push(state);
+    progress.value = run.states.length - 1;
+    show(run.states.length - 1);
+    const seconds = (performance.now() - began) / 1000;
+    setStatus("running", `step ${run.states.length - 1} of ${numSteps} · ${seconds.toFixed(1)} s`);
+    await yieldToBrowser();
+  }
+  const seconds = (performance.now() - began) / 1000;
+  const scrub = $("ddpm-scrub");
+  Object.assign(scrub, { min: 0, max: run.states.length - 1, value: run.states.length - 1, disabled: false });
+  $("ddpm-status").dataset.loadSeconds = loaded.seconds.toFixed(3);
+  setStatus("done", `${GRID} digits, ${numSteps} DDIM steps: ${seconds.toFixed(1)} s ` +
+    `(${loaded.threads} WebAssembly thread${loaded.threads > 1 ? "s" : ""}; runtime and model loaded in ${loaded.seconds.toFixed(1)} s). ` +
+    "Drag the slider below the images to go back through the run.");
+  $("ddpm-status").dataset.sampleSeconds = seconds.toFixed(3);
+}
+
+// Replay a recorded run of the Python sampler (its x_T and step noise) and compare the samples.
+async function check() {
+  const { schedule } = await load();
+  const reference = await fetchChecked(new URL("mnist_ddpm.reference.json", MODELS)).then((r) => r.json());
+  setStatus("running", "Replaying the Python sampler's noise…");
+  const labels = Int32Array.from(reference.labels);
+  const epsModel = classifierFreeGuidance(condModel(loaded), labels, schedule.null_label, reference.scale);
+  const noise = new RecordedNoise([reference.x_T, ...reference.noise]);
+  const xT = noise.randn(reference.x_T.length);
+  let last = null;
+  for await (const state of ddimTrajectoryFrom(epsModel, schedule.alphaBars, xT, schedule.T - 1, noise,
+    reference.num_steps, reference.eta, reference.clip_denoised)) last = state;
+  const sameSteps = JSON.stringify(ddimTimesteps(schedule.T, reference.num_steps)) === JSON.stringify(reference.timesteps);
+  const result = $("ddpm-check-result");
+  const lines = [`Digits ${reference.labels.join(", ")}, ${reference.num_steps} DDIM steps, η = ${reference.eta}, ` +
+    `guidance scale ${reference.scale}; time steps ${sameSteps ? "identical" : "DIFFERENT"}.`];
+  let agree = sameSteps;
+  const against = { onnx: "Python sampler, this page's model file (onnxruntime)", torch: "Python sampler, PyTorch model" };
+  for (const [name, sample] of Object.entries(reference.samples)) {
+    let maxDiff = 0;
+    for (let i = 0; i < last.xt.length; i++) maxDiff = Math.max(maxDiff, Math.abs(last.xt[i] - sample[i]));
+    const ok = maxDiff <= reference.tolerance[name];
+    agree = agree && ok;
+    result.dataset["maxDiff" + name[0].toUpperCase() + name.slice(1)] = String(maxDiff);
+    lines.push(`${against[name] ?? name}: largest |x_browser − x_Python| = ${maxDiff.toExponential(2)} ` +
+      `(tolerance ${reference.tolerance[name]}) ${ok ? "✓" : "✗"}`);
+  }
+  lines.push(agree ? "The samplers agree." : "The samplers DISAGREE.");
+  result.dataset.ok = String(agree);
+  result.innerText = lines.join("\n");
+  const size = schedule.image_size;
+  const both = new Float32Array(2 * last.xt.length);
+  both.set(last.xt);
+  both.set(reference.samples.torch, last.xt.length);
+  draw($("ddpm-check-canvas"), both, 2 * labels.length, size);
+  $("ddpm-check-figure").style.display = "inline-block";
+  setStatus("done", "Check finished.");
+}
+
+function guarded(action) {
+  return async () => {
+    for (const button of document.querySelectorAll("#ddpm-live button")) button.disabled = true;
+    setStatus("running", "Starting…"); // at once: whoever waits for "done" must not see the last run's
+    try {
+      await action();
+    } catch (error) {
+      setStatus("error", `Error: ${error.message}`);
+      console.error(error);
+    } finally {
+      for (const button of document.querySelectorAll("#ddpm-live button")) button.disabled = false;
+    }
+  };
+}
+
+function bindOutputs() {
+  for (const id of ["ddpm-steps", "ddpm-eta", "ddpm-scale", "ddpm-t"]) {
+    const input = $(id);
+    const output = $(id + "-value");
+    const update = () => { output.textContent = input.value; };
+    input.addEventListener("input", update);
+    update();
+  }
+  const modes = () => {
+    $("ddpm-scale").disabled = $("ddpm-digit").value === "any";
+    $("ddpm-t").disabled = $("ddpm-start").value !== "digit";
+  };
+  $("ddpm-digit").addEventListener("change", modes);
+  $("ddpm-start").addEventListener("change", modes);
+  modes();
+}
+
+if (location.protocol !== "file:") {
+  bindOutputs();
+  $("ddpm-generate").addEventListener("click", guarded(generate));
+  $("ddpm-check").addEventListener("click", guarded(check));
+  $("ddpm-scrub").addEventListener("input", (event) => run && show(Number(event.target.value)));
+  setStatus("idle", "Ready: press Generate (the first press downloads the runtime and the model).");
+}
