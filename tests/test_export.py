@@ -15,6 +15,13 @@ def shipped():
     return load_pretrained("mnist-cond").model
 
 
+@pytest.fixture(scope="module")
+def exported(shipped, tmp_path_factory):
+    """The shipped model exported once with float32 weights and once with float16 weights (about 10 s each)."""
+    out = tmp_path_factory.mktemp("onnx")
+    return {half: export_onnx(shipped, out / f"half-{half}.onnx", half_weights=half) for half in (False, True)}
+
+
 def run(path, x, t, y=None):
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     feeds = {"x_t": x.numpy(), "t": t.numpy(), **({"y": y.numpy()} if y is not None else {})}
@@ -22,8 +29,8 @@ def run(path, x, t, y=None):
 
 
 @pytest.mark.parametrize("half_weights", [False, True])
-def test_the_exported_model_matches_pytorch_at_several_t_and_batch_sizes(shipped, tmp_path, half_weights):
-    path = export_onnx(shipped, tmp_path / "unet.onnx", half_weights=half_weights)
+def test_the_exported_model_matches_pytorch_at_several_t_and_batch_sizes(shipped, exported, half_weights):
+    path = exported[half_weights]
     g = torch.Generator().manual_seed(0)
     for batch in (1, 5):  # the batch dimension is dynamic
         x = torch.randn(batch, 1, 28, 28, generator=g)
@@ -37,9 +44,8 @@ def test_the_exported_model_matches_pytorch_at_several_t_and_batch_sizes(shipped
             assert error < (1e-4 if not half_weights else 5e-3), (batch, step, error)
 
 
-def test_half_weights_halve_the_file(shipped, tmp_path):
-    full = export_onnx(shipped, tmp_path / "full.onnx").stat().st_size
-    half = export_onnx(shipped, tmp_path / "half.onnx", half_weights=True).stat().st_size
+def test_half_weights_halve_the_file(exported):
+    full, half = exported[False].stat().st_size, exported[True].stat().st_size
     assert 0.45 < half / full < 0.6, (half, full)
 
 
@@ -74,14 +80,14 @@ def test_the_command_writes_the_model_and_the_schedule_the_sampler_uses(tmp_path
     assert record["alpha_bars"] == schedule.alpha_bars.tolist()  # exactly the values the Python sampler uses
 
 
-def test_the_reference_run_records_the_noise_the_sampler_drew(shipped, tmp_path):
+def test_the_reference_run_records_the_noise_the_sampler_drew(shipped, exported):
     from ddpm_lite.export import onnx_eps_model, reference_run
     from ddpm_lite.guidance import classifier_free_guidance
     from ddpm_lite.pretrained import load_pretrained
     from ddpm_lite.sampling import alpha_bar_at, ddim_update
 
     schedule = load_pretrained("mnist-cond").schedule
-    onnx_model = onnx_eps_model(export_onnx(shipped, tmp_path / "unet.onnx"))
+    onnx_model = onnx_eps_model(exported[False])
     record = reference_run({"torch": shipped, "onnx": onnx_model}, 10, (1, 28, 28), schedule, labels=[3, 7], scale=2.0,
                            num_steps=4, eta=0.5, seed=1)
     shape = record["shape"]

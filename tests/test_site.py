@@ -80,9 +80,26 @@ class QuietHandler(SimpleHTTPRequestHandler):
         pass
 
 
+class IsolatingHandler(QuietHandler):
+    """Headers that make pages cross-origin isolated, as a host that can set them would send."""
+
+    def end_headers(self) -> None:
+        self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+        self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+        super().end_headers()
+
+
 @pytest.fixture(scope="module")
 def base_url():
     server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(SITE)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def isolated_base_url():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(IsolatingHandler, directory=str(SITE)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
@@ -136,9 +153,11 @@ class Visit:
                 if local.is_file():
                     content_type = {".js": "application/javascript", ".mjs": "text/javascript",
                                     ".wasm": "application/wasm"}.get(local.suffix)
-                    # As the CDN does: without this header the browser refuses integrity-checked cross-origin files.
+                    # As the CDN does: without these headers the browser refuses integrity-checked cross-origin
+                    # files, and an isolated page refuses every cross-origin file.
                     return route.fulfill(path=str(local), content_type=content_type,
-                                         headers={"access-control-allow-origin": "*"})
+                                         headers={"access-control-allow-origin": "*",
+                                                  "cross-origin-resource-policy": "cross-origin"})
         self.unserved.append(url)
         return route.abort()
 
@@ -421,3 +440,16 @@ def test_opened_from_a_file_the_page_says_how_to_serve_it(browser):
     assert "make serve" in warning.inner_text() and "http.server" in warning.inner_text()
     assert page.locator("#ddpm-generate").is_disabled()
     context.close()
+
+
+def test_a_cross_origin_isolated_site_samples_with_more_threads(browser, isolated_base_url):
+    v = Visit(browser, isolated_base_url, BROWSER_PAGE)
+    try:
+        assert v.page.evaluate("() => self.crossOriginIsolated")
+        cores = v.page.evaluate("() => navigator.hardwareConcurrency")
+        status = press(v.page, "#ddpm-generate")
+        assert f"{min(4, cores)} WebAssembly thread" in status, status
+        assert_clean(v)
+        assert canvas_pixels(v.page, "#ddpm-x0").std() > 0.3
+    finally:
+        v.close()
