@@ -142,7 +142,21 @@ def test_the_javascript_sampler_mirrors_functions_that_exist():
     import importlib
 
     source = (ROOT / "_static" / "ddpm" / "sampler.mjs").read_text(encoding="utf-8")
-    mirrored = re.findall(r"^// (sampling|guidance|diffusion)\.(\w+)", source, flags=re.MULTILINE)
+    mirrored = re.findall(r"^// (sampling|guidance|diffusion|interpolation)\.(\w+)", source, flags=re.MULTILINE)
     assert len(mirrored) >= 6, mirrored
     for module, name in mirrored:
         assert hasattr(importlib.import_module(f"ddpm_lite.{module}"), name), f"ddpm_lite.{module}.{name}"
+
+
+def test_the_browser_page_describes_the_reference_case_that_is_exported():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("site_models", ROOT / "tools" / "site_models.py")
+    site_models = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(site_models)
+    case = site_models.REFERENCE
+    words = {1: "one", 2: "two", 3: "three", 4: "four"}
+    text = " ".join((BOOK / "browser.md").read_text(encoding="utf-8").split())
+    described = (f"samples {words.get(len(case['labels']), len(case['labels']))} digits with guidance, "
+                 f"{case['num_steps']} DDIM steps and $\\eta = {case['eta']}$")
+    assert described in text, described

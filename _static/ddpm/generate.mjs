@@ -2,7 +2,7 @@
 // Nothing heavy loads with the page: the runtime (from jsDelivr, integrity-checked) and the model are
 // fetched when the reader first presses a button.
 import {
-  RecordedNoise, SeededNormal, classifierFreeGuidance, ddimTimesteps, ddimTrajectoryFrom, qSample,
+  RecordedNoise, SeededNormal, classifierFreeGuidance, ddimTimesteps, ddimTrajectoryFrom, qSample, slerp,
 } from "./sampler.mjs";
 
 const ORT = "https://cdn.jsdelivr.net/npm/onnxruntime-web@1.30.0/dist/";
@@ -88,6 +88,8 @@ function settings() {
     digit: digit === "any" ? null : Number(digit),
     scale: Number($("ddpm-scale").value),
     tStart: Number($("ddpm-t").value),
+    from: Number($("ddpm-from").value),
+    to: Number($("ddpm-to").value),
   };
 }
 
@@ -124,6 +126,12 @@ function show(index) {
     `state ${index} of ${run.states.length - 1}: the sample x_0`;
 }
 
+let digitsFile = null;
+async function testDigits() {
+  digitsFile ??= await fetchChecked(new URL("mnist_test_digits.json", MODELS)).then((r) => r.json());
+  return digitsFile;
+}
+
 const yieldToBrowser = () => new Promise((resolve) => setTimeout(resolve, 0));
 
 async function generate() {
@@ -133,11 +141,30 @@ async function generate() {
   const n = GRID * size * size;
   const noise = new SeededNormal(s.seed);
   let xt, tStart, x0 = null;
+  let eta = s.eta;
   if (s.start === "digit") {
-    const digits = await fetchChecked(new URL("mnist_test_digits.json", MODELS)).then((r) => r.json());
+    const digits = await testDigits();
     x0 = Float32Array.from(digits.x0);
     tStart = s.tStart - 1; // the slider shows the paper's t = 1..T; code indices are t - 1
     xt = qSample(schedule.alphaBars, x0, tStart, noise.randn(n));
+  } else if (s.start === "interpolate") {
+    // interpolation.interpolate_via_noise: each endpoint encoded to t with its own noise, the two x_t mixed by
+    // slerp at 16 values of lam, every mix decoded by deterministic DDIM (eta = 0), so only lam changes.
+    const digits = await testDigits();
+    const pixels = size * size;
+    const image = (k) => Float32Array.from(digits.x0.slice(k * pixels, (k + 1) * pixels));
+    const [xA, xB] = [image(s.from), image(s.to)];
+    tStart = s.tStart - 1;
+    const xtA = qSample(schedule.alphaBars, xA, tStart, noise.randn(pixels));
+    const xtB = qSample(schedule.alphaBars, xB, tStart, noise.randn(pixels));
+    xt = new Float32Array(n);
+    x0 = new Float32Array(n); // the pixel blend, for comparison with what the model decodes
+    for (let k = 0; k < GRID; k++) {
+      const lam = k / (GRID - 1);
+      xt.set(slerp(xtA, xtB, lam), k * pixels);
+      x0.set(xA.map((v, i) => (1 - lam) * v + lam * xB[i]), k * pixels);
+    }
+    eta = 0;
   } else {
     tStart = schedule.T - 1;
     xt = noise.randn(n);
@@ -150,7 +177,7 @@ async function generate() {
   const progress = $("ddpm-progress");
   progress.max = numSteps;
   const began = performance.now();
-  for await (const state of ddimTrajectoryFrom(epsModel, schedule.alphaBars, xt, tStart, noise, numSteps, s.eta, true)) {
+  for await (const state of ddimTrajectoryFrom(epsModel, schedule.alphaBars, xt, tStart, noise, numSteps, eta, true)) {
     run.states.push(state);
     progress.value = run.states.length - 1;
     show(run.states.length - 1);
@@ -232,7 +259,10 @@ function bindOutputs() {
   }
   const modes = () => {
     $("ddpm-scale").disabled = $("ddpm-digit").value === "any";
-    $("ddpm-t").disabled = $("ddpm-start").value !== "digit";
+    const start = $("ddpm-start").value;
+    $("ddpm-t").disabled = start === "noise";
+    $("ddpm-from").disabled = $("ddpm-to").disabled = start !== "interpolate";
+    $("ddpm-eta").disabled = start === "interpolate";
   };
   $("ddpm-digit").addEventListener("change", modes);
   $("ddpm-start").addEventListener("change", modes);

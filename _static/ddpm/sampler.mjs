@@ -128,6 +128,23 @@ export class RecordedNoise {
   }
 }
 
+// interpolation.slerp: sin((1 - lam) theta) / sin(theta) a + sin(lam theta) / sin(theta) b for one example, theta
+// the angle between a and b as vectors; where theta is ~0 the weights tend to 1 - lam and lam (lerp).
+export function slerp(a, b, lam) {
+  let dot = 0, normA = 0, normB = 0;
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i] * b[i];
+    normA += a[i] * a[i];
+    normB += b[i] * b[i];
+  }
+  const cos = dot / Math.max(Math.sqrt(normA) * Math.sqrt(normB), Number.MIN_VALUE);
+  const theta = Math.acos(Math.min(Math.max(cos, -1), 1));
+  const small = theta < 1e-4;
+  const wa = small ? 1 - lam : Math.sin((1 - lam) * theta) / Math.sin(theta);
+  const wb = small ? lam : Math.sin(lam * theta) / Math.sin(theta);
+  return Float32Array.from(a, (v, i) => wa * v + wb * b[i]);
+}
+
 // diffusion.q_sample: x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps (the book's eq. fwd-marginal).
 export function qSample(alphaBars, x0, t, eps) {
   const out = new Float32Array(x0.length);
