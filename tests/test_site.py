@@ -89,20 +89,22 @@ class IsolatingHandler(QuietHandler):
         super().end_headers()
 
 
-@pytest.fixture(scope="module")
-def base_url():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(SITE)))
+def serve_site(handler):
+    """Serve the built site on a free port of 127.0.0.1 while the generator is open; yields its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(SITE)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def base_url():
+    yield from serve_site(QuietHandler)
 
 
 @pytest.fixture(scope="module")
 def isolated_base_url():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(IsolatingHandler, directory=str(SITE)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+    yield from serve_site(IsolatingHandler)
 
 
 @pytest.fixture(scope="module")
