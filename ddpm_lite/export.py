@@ -53,10 +53,10 @@ def export_onnx(model: UNet, path: str | Path, half_weights: bool = False, opset
     return path
 
 
-def write_schedule(path: str | Path, alpha_bars: torch.Tensor, model: UNet) -> Path:
+def write_schedule(path: str | Path, alpha_bars: torch.Tensor, model: UNet, **extra) -> Path:
     """A JSON file beside the model with what a sampler needs: T, every alpha_bar_t (code index t, in the dtype
-    the model is sampled with), the inputs, the "no label" token."""
-    record = {"T": len(alpha_bars), "alpha_bars": [float(a) for a in alpha_bars.double()],
+    the model is sampled with), the inputs, the "no label" token; plus any extra fields."""
+    record = {**extra, "T": len(alpha_bars), "alpha_bars": [float(a) for a in alpha_bars.double()],
               "inputs": ["x_t", "t"] + (["y"] if model.config.num_classes is not None else []),
               "null_label": model.config.num_classes, "image_size": model.config.image_size}
     return write_json(path, record)
@@ -66,11 +66,11 @@ def onnx_eps_model(path: str | Path):
     """The exported model in onnxruntime (Python, CPU) as a torch function (x_t, t[, y]) -> eps."""
     import onnxruntime
 
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    names = [i.name for i in session.get_inputs()]
+    runtime = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [i.name for i in runtime.get_inputs()]
 
     def eps_model(*inputs: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(session.run(None, {n: x.numpy() for n, x in zip(names, inputs)})[0])
+        return torch.from_numpy(runtime.run(None, {n: x.numpy() for n, x in zip(names, inputs)})[0])
 
     return eps_model
 

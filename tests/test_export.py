@@ -4,7 +4,7 @@ import torch
 
 ort = pytest.importorskip("onnxruntime")
 
-from ddpm_lite.export import export_onnx  # noqa: E402
+from ddpm_lite.export import export_onnx, onnx_eps_model  # noqa: E402
 from ddpm_lite.pretrained import load_pretrained  # noqa: E402
 
 pytestmark = pytest.mark.slow  # tracing the exporter takes seconds
@@ -22,10 +22,8 @@ def exported(shipped, tmp_path_factory):
     return {half: export_onnx(shipped, out / f"half-{half}.onnx", half_weights=half) for half in (False, True)}
 
 
-def run(path, x, t, y=None):
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    feeds = {"x_t": x.numpy(), "t": t.numpy(), **({"y": y.numpy()} if y is not None else {})}
-    return torch.from_numpy(session.run(None, feeds)[0])
+def run(path, *inputs):
+    return onnx_eps_model(path)(*inputs)
 
 
 @pytest.mark.parametrize("half_weights", [False, True])
@@ -59,8 +57,8 @@ def test_an_unconditional_unet_has_two_inputs(tmp_path):
         torch.nn.init.normal_(p, std=0.05)
     path = export_onnx(model, tmp_path / "tiny.onnx")
     x, t = torch.randn(3, 1, 28, 28), torch.tensor([0, 400, 999])
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    assert [i.name for i in session.get_inputs()] == ["x_t", "t"]
+    runtime = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in runtime.get_inputs()] == ["x_t", "t"]
     with torch.no_grad():
         torch.testing.assert_close(run(path, x, t), model.eval()(x, t), rtol=1e-4, atol=1e-4)
 
@@ -81,7 +79,7 @@ def test_the_command_writes_the_model_and_the_schedule_the_sampler_uses(tmp_path
 
 
 def test_the_reference_run_records_the_noise_the_sampler_drew(shipped, exported):
-    from ddpm_lite.export import onnx_eps_model, reference_run
+    from ddpm_lite.export import reference_run
     from ddpm_lite.guidance import classifier_free_guidance
     from ddpm_lite.pretrained import load_pretrained
     from ddpm_lite.sampling import alpha_bar_at, ddim_update

@@ -346,6 +346,15 @@ def canvas_pixels(page: Page, canvas: str):
     return grid.reshape(4, 28, 4, 28).permute(0, 2, 1, 3).reshape(16, 1, 28, 28)
 
 
+def exported_test_digits():
+    """The 16 test digits the page loads, rounded to grey levels as a canvas shows them: (16, 1, 28, 28) in [-1, 1]."""
+    import torch
+    from ddpm_lite.data import to_pixels
+
+    digits = json.loads((MODELS / "mnist_test_digits.json").read_text())
+    return to_pixels(torch.tensor(digits["x0"]).reshape(digits["shape"])).float() / 127.5 - 1
+
+
 def set_value(page: Page, selector: str, value) -> None:
     page.evaluate(f"""() => {{ const e = document.querySelector('{selector}'); e.value = '{value}';
         e.dispatchEvent(new Event('input')); e.dispatchEvent(new Event('change')); }}""")
@@ -404,11 +413,7 @@ def test_the_browser_sampler_agrees_with_the_python_sampler(visit):
 
 
 def test_a_real_digit_noised_a_little_comes_back_and_noised_fully_does_not(visit):
-    import torch
-    from ddpm_lite.data import to_pixels
-
-    digits = json.loads((MODELS / "mnist_test_digits.json").read_text())
-    x0 = to_pixels(torch.tensor(digits["x0"]).reshape(digits["shape"])).float() / 127.5 - 1  # as the canvas shows it
+    x0 = exported_test_digits()
     v = visit(BROWSER_PAGE)
     page = v.page
     page.select_option("#ddpm-start", "digit")
@@ -473,11 +478,7 @@ def test_the_javascript_slerp_is_the_packages(visit):
 
 
 def test_an_interpolation_runs_from_one_test_digit_to_the_other(visit):
-    import torch
-    from ddpm_lite.data import to_pixels
-
-    digits = json.loads((MODELS / "mnist_test_digits.json").read_text())
-    x0 = to_pixels(torch.tensor(digits["x0"]).reshape(digits["shape"])).float() / 127.5 - 1
+    x0 = exported_test_digits()
     v = visit(BROWSER_PAGE)
     page = v.page
     page.select_option("#ddpm-start", "interpolate")

@@ -59,8 +59,7 @@ def export_site_models(out: Path, force: bool = False) -> bool:
     write_json(out / "mnist_ddpm.reference.json", record)
     digits = to_model_range(read_mnist_dir(SUBSET_DIR, "test").images[:16])
     write_json(out / "mnist_test_digits.json", {"shape": list(digits.shape), "x0": [round(float(v), 6) for v in digits.reshape(-1)]})
-    sidecar = write_schedule(schedule_file, schedule.alpha_bars, model)  # last: its stamp marks the set complete
-    write_json(sidecar, {**json.loads(sidecar.read_text()), "stamp": current})
+    write_schedule(schedule_file, schedule.alpha_bars, model, stamp=current)  # last: its stamp marks the set complete
     return True
 
 

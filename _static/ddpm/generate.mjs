@@ -16,7 +16,7 @@ const MODELS = new URL("../models/", import.meta.url);
 const GRID = 16; // digits per run, shown 4 x 4
 
 const $ = (id) => document.getElementById(id);
-let loaded = null; // {session, schedule, threads, seconds}, after the first press
+let loaded = null; // {ort, runtime, schedule, threads, seconds}, after the first press
 let run = null; // the last run: {states, start}
 
 function loadScript(src, integrity) {
@@ -52,14 +52,14 @@ async function load() {
   // Threads need SharedArrayBuffer, which browsers give only to cross-origin isolated pages.
   const threads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
   ort.env.wasm.numThreads = threads;
-  const session = await ort.InferenceSession.create(model, { executionProviders: ["wasm"] });
+  const runtime = await ort.InferenceSession.create(model, { executionProviders: ["wasm"] });
   schedule.alphaBars = Float32Array.from(schedule.alpha_bars); // float32, as the Python sampler uses them
-  loaded = { ort, session, schedule, threads, seconds: (performance.now() - began) / 1000 };
+  loaded = { ort, runtime, schedule, threads, seconds: (performance.now() - began) / 1000 };
   return loaded;
 }
 
 // eps_theta(x_t, t, y) for a batch: the ONNX model's inputs x_t (float32), t and y (int64).
-function condModel({ ort, session, schedule }) {
+function condModel({ ort, runtime, schedule }) {
   const size = schedule.image_size;
   return async (xt, t, y) => {
     const batch = y.length;
@@ -68,7 +68,7 @@ function condModel({ ort, session, schedule }) {
       t: new ort.Tensor("int64", new BigInt64Array(batch).fill(BigInt(t)), [batch]),
       y: new ort.Tensor("int64", BigInt64Array.from(y, (v) => BigInt(v)), [batch]),
     };
-    return (await session.run(feeds)).eps.data;
+    return (await runtime.run(feeds)).eps.data;
   };
 }
 
