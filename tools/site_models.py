@@ -6,10 +6,11 @@ Writes into the directory (ignored by git; Jupyter Book copies _static/ into the
 - mnist_ddpm.onnx: the shipped U-Net, float16 weights, float32 compute (ddpm_lite.export);
 - mnist_ddpm.json: T, every alpha_bar_t, the inputs, the "no label" token, and a stamp;
 - mnist_ddpm.reference.json: one run of the package's DDIM sampler with guidance (its noise and its
-  states), which the page replays to check its JavaScript sampler against the Python one;
+  samples with the PyTorch model and with this ONNX file), which the page replays to check its
+  JavaScript sampler against the Python one;
 - mnist_test_digits.json: the first 16 test digits of the shipped MNIST subset, in [-1, 1].
-The stamp is the SHA-256 of the checkpoint and of the package files the export reads; when it is
-unchanged nothing is written, so a changed checkpoint (or exporter, sampler) re-exports them.
+The stamp is the SHA-256 of the checkpoint, of the package files the export reads and of this file;
+when it is unchanged nothing is written, so a changed checkpoint (or exporter, sampler) re-exports them.
 """
 from __future__ import annotations
 

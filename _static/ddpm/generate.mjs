@@ -17,7 +17,7 @@ const GRID = 16; // digits per run, shown 4 x 4
 
 const $ = (id) => document.getElementById(id);
 let loaded = null; // {ort, runtime, schedule, threads, seconds}, after the first press
-let run = null; // the last run: {states, start}
+let run = null; // the last run: {states, x0} (x0: the images shown before the first step, or null)
 
 function loadScript(src, integrity) {
   return new Promise((resolve, reject) => {
