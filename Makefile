@@ -7,7 +7,7 @@ ASSETS := .cache/site-assets
 # Browser tests: "required" fails when Chromium or the CDN files are missing; "optional" skips.
 SITE_TESTS ?= optional
 
-.PHONY: venv book serve test unit nbval site-assets chromium clean
+.PHONY: venv book serve test unit lint nbval site-assets chromium clean
 
 ## The virtual environment alone: requirements.txt and ddpm_lite (editable), with the `ddpm-lite` command.
 venv: $(STAMP)
@@ -36,8 +36,13 @@ serve:
 
 ## Unit tests, nbval's rules on the chapters the build executed, and the built site in headless
 ## Chromium, on both cores (pytest-xdist; a file's tests share one worker and its fixtures).
-test: $(STAMP) book site-assets chromium
+test: $(STAMP) lint book site-assets chromium
 	DDPM_BOOK_SITE_TESTS=$(SITE_TESTS) $(PY) -m pytest -n 2 --dist loadfile
+
+## ruff: the linter and the formatter's check, over the package, tests, tools, benchmarks and chapters.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 ## The unit tests alone, for quick iteration: no book build, no command-line runs, no browser.
 unit: $(STAMP)

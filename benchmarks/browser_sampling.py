@@ -8,6 +8,7 @@ batch of 16 per step) and guided (digit 7, w = 2: one batch of 32), and prints t
 itself measures (performance.now() around the sampling loop; the first press also loads the runtime
 and the model, reported apart). One WebAssembly thread: the server is not cross-origin isolated.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,15 +19,19 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import torch
-
 from hardware import describe
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "_build" / "html"
 ORT_CDN = "https://cdn.jsdelivr.net/npm/onnxruntime-web@1.30.0/dist/"
 ORT_LOCAL = ROOT / ".cache" / "site-assets" / "onnxruntime-web" / "package" / "dist"
-DOWNLOADS = [ORT_LOCAL / "ort.wasm.min.js", ORT_LOCAL / "ort-wasm-simd-threaded.mjs", ORT_LOCAL / "ort-wasm-simd-threaded.wasm",
-             SITE / "_static" / "models" / "mnist_ddpm.onnx", SITE / "_static" / "models" / "mnist_ddpm.json"]
+DOWNLOADS = [
+    ORT_LOCAL / "ort.wasm.min.js",
+    ORT_LOCAL / "ort-wasm-simd-threaded.mjs",
+    ORT_LOCAL / "ort-wasm-simd-threaded.wasm",
+    SITE / "_static" / "models" / "mnist_ddpm.onnx",
+    SITE / "_static" / "models" / "mnist_ddpm.json",
+]
 
 
 class Quiet(SimpleHTTPRequestHandler):
@@ -37,56 +42,97 @@ class Quiet(SimpleHTTPRequestHandler):
 def route(request_route) -> None:
     url = request_route.request.url
     if url.startswith(ORT_CDN):
-        return request_route.fulfill(path=str(ORT_LOCAL / url[len(ORT_CDN):]), headers={"access-control-allow-origin": "*"})
+        return request_route.fulfill(
+            path=str(ORT_LOCAL / url[len(ORT_CDN) :]),
+            headers={"access-control-allow-origin": "*"},
+        )
     if url.startswith("http://127.0.0.1"):
         return request_route.continue_()
-    return request_route.abort()  # other CDN files (MathJax, widgets) are not needed for timing
+    return (
+        request_route.abort()
+    )  # other CDN files (MathJax, widgets) are not needed for timing
 
 
 def press(page, digit: str, steps: int) -> dict:
     page.select_option("#ddpm-digit", digit)
-    page.evaluate(f"() => {{ const s = document.getElementById('ddpm-steps'); s.value = '{steps}'; s.dispatchEvent(new Event('input')); }}")
+    page.evaluate(
+        f"() => {{ const s = document.getElementById('ddpm-steps'); s.value = '{steps}'; s.dispatchEvent(new Event('input')); }}"
+    )
     page.click("#ddpm-generate")
-    page.wait_for_function("() => ['done', 'error'].includes(document.getElementById('ddpm-status').dataset.state)", timeout=600_000)
+    page.wait_for_function(
+        "() => ['done', 'error'].includes(document.getElementById('ddpm-status').dataset.state)",
+        timeout=600_000,
+    )
     status = page.locator("#ddpm-status")
     if status.get_attribute("data-state") != "done":
         raise RuntimeError(status.inner_text())
-    return {"sample": float(status.get_attribute("data-sample-seconds")), "load": float(status.get_attribute("data-load-seconds"))}
+    return {
+        "sample": float(status.get_attribute("data-sample-seconds")),
+        "load": float(status.get_attribute("data-load-seconds")),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chromium", default="/usr/bin/chromium")
-    parser.add_argument("--repeats", type=int, default=2, help="runs of each setting; the fastest is printed")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=2,
+        help="runs of each setting; the fastest is printed",
+    )
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
     for path in DOWNLOADS:
         if not path.is_file():
             raise SystemExit(f"missing {path}: run `make book site-assets` first")
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(SITE)))
+    server = ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(SITE))
+    )
     threading.Thread(target=server.serve_forever, daemon=True).start()
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=args.chromium, args=["--no-sandbox", "--disable-gpu"])
-        print(describe(torch.device("cpu")), f"| Chromium {browser.version} (headless), onnxruntime-web 1.30.0, 1 WASM thread")
+        browser = playwright.chromium.launch(
+            executable_path=args.chromium, args=["--no-sandbox", "--disable-gpu"]
+        )
+        print(
+            describe(torch.device("cpu")),
+            f"| Chromium {browser.version} (headless), onnxruntime-web 1.30.0, 1 WASM thread",
+        )
         page = browser.new_page()
         page.route("**/*", route)
         page.goto(f"http://127.0.0.1:{server.server_port}/book/browser.html")
-        page.wait_for_function("() => document.getElementById('ddpm-status').dataset.state === 'idle'", timeout=60_000)
+        page.wait_for_function(
+            "() => document.getElementById('ddpm-status').dataset.state === 'idle'",
+            timeout=60_000,
+        )
         first = press(page, "any", 10)
-        print(f"first press: runtime and model loaded and compiled in {first['load']:.2f} s")
-        for digit, label in (("any", "unguided, batch 16"), ("7", "digit 7 at w = 2, batch 32")):
+        print(
+            f"first press: runtime and model loaded and compiled in {first['load']:.2f} s"
+        )
+        for digit, label in (
+            ("any", "unguided, batch 16"),
+            ("7", "digit 7 at w = 2, batch 32"),
+        ):
             for steps in (10, 50):
-                seconds = min(press(page, digit, steps)["sample"] for _ in range(args.repeats))
-                print(f"16 digits, {steps} DDIM steps, {label}: {seconds:.2f} s ({1000 * seconds / steps:.0f} ms per step)")
+                seconds = min(
+                    press(page, digit, steps)["sample"] for _ in range(args.repeats)
+                )
+                print(
+                    f"16 digits, {steps} DDIM steps, {label}: {seconds:.2f} s ({1000 * seconds / steps:.0f} ms per step)"
+                )
         browser.close()
     server.shutdown()
     total, total_gz = 0, 0
     for path in DOWNLOADS:
         raw, packed = path.stat().st_size, len(gzip.compress(path.read_bytes(), 9))
         total, total_gz = total + raw, total_gz + packed
-        print(f"download {path.name}: {raw / 1e6:.2f} MB ({packed / 1e6:.2f} MB gzip -9)")
-    print(f"download total on first press: {total / 1e6:.2f} MB ({total_gz / 1e6:.2f} MB gzip -9)")
+        print(
+            f"download {path.name}: {raw / 1e6:.2f} MB ({packed / 1e6:.2f} MB gzip -9)"
+        )
+    print(
+        f"download total on first press: {total / 1e6:.2f} MB ({total_gz / 1e6:.2f} MB gzip -9)"
+    )
 
 
 if __name__ == "__main__":

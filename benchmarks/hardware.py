@@ -1,4 +1,5 @@
 """One line describing where a benchmark ran: date, device, threads, torch."""
+
 from __future__ import annotations
 
 import datetime
@@ -18,5 +19,9 @@ def cpu_name() -> str:
 
 
 def describe(device: torch.device) -> str:
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{cpu_name()}, {torch.get_num_threads()} threads"
+    where = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"{cpu_name()}, {torch.get_num_threads()} threads"
+    )
     return f"{datetime.date.today().isoformat()} | {device.type}: {where} | torch {torch.__version__}"

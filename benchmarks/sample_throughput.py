@@ -8,6 +8,7 @@ A checkpoint or a shipped model gives real samples; --random-init times an untra
 preset's shape (the cost per step does not depend on the weights). Times exclude one warm-up
 batch. The time for 1,000 images is n / rate, printed beside the measured rate.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,6 +16,7 @@ import time
 from pathlib import Path
 
 import torch
+from hardware import describe
 
 from ddpm_lite.checkpoint import latest_checkpoint
 from ddpm_lite.presets import get_preset
@@ -24,10 +26,10 @@ from ddpm_lite.schedules import NoiseSchedule, make_betas
 from ddpm_lite.train import load_model, resolve_device
 from ddpm_lite.unet import UNet
 
-from hardware import describe
 
-
-def images_per_second(make_trajectory, n: int, batch_size: int, device: torch.device) -> tuple[float, float]:
+def images_per_second(
+    make_trajectory, n: int, batch_size: int, device: torch.device
+) -> tuple[float, float]:
     final_sample(make_trajectory(min(batch_size, n)))  # warm-up: kernels, allocator
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -46,14 +48,25 @@ def main() -> None:
     parser.add_argument("checkpoint", nargs="?", type=Path)
     parser.add_argument("--pretrained", choices=("mnist",), help="the shipped model")
     parser.add_argument("--random-init", action="store_true")
-    parser.add_argument("--preset", default="gpu", help="with --random-init: the U-Net of this preset (tiny, cpu, gpu)")
+    parser.add_argument(
+        "--preset",
+        default="gpu",
+        help="with --random-init: the U-Net of this preset (tiny, cpu, gpu)",
+    )
     parser.add_argument("--n", type=int, default=10_000, help="DDIM-50 samples")
     parser.add_argument("--ddpm-n", type=int, help="ancestral samples (default: --n)")
     parser.add_argument("--batch-size", type=int, default=2000)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--bf16", action="store_true", help="autocast the U-Net to bfloat16 (CUDA)")
+    parser.add_argument(
+        "--bf16", action="store_true", help="autocast the U-Net to bfloat16 (CUDA)"
+    )
     args = parser.parse_args()
-    if sum([args.checkpoint is not None, args.random_init, args.pretrained is not None]) != 1:
+    if (
+        sum(
+            [args.checkpoint is not None, args.random_init, args.pretrained is not None]
+        )
+        != 1
+    ):
         parser.error("give one of: a checkpoint, --pretrained or --random-init")
     device = resolve_device(args.device)
     if args.random_init:
@@ -61,10 +74,16 @@ def main() -> None:
     elif args.pretrained:
         model, T = load_pretrained(args.pretrained, device).model, 1000
     else:
-        stem = latest_checkpoint(args.checkpoint) if args.checkpoint.is_dir() else args.checkpoint
+        stem = (
+            latest_checkpoint(args.checkpoint)
+            if args.checkpoint.is_dir()
+            else args.checkpoint
+        )
         model, T = load_model(stem, device=device), 1000
     schedule = NoiseSchedule(make_betas("linear", T)).to(device, torch.float32)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16 and device.type == "cuda")
+    autocast = torch.autocast(
+        device.type, dtype=torch.bfloat16, enabled=args.bf16 and device.type == "cuda"
+    )
 
     def eps_model(xt, t):
         with autocast:
@@ -73,12 +92,30 @@ def main() -> None:
     shape = (model.config.in_channels, model.config.image_size, model.config.image_size)
     g = torch.Generator(device).manual_seed(0)
     print(describe(device))
-    print(f"U-Net {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, batch {args.batch_size}, bf16={args.bf16}")
-    rate, seconds = images_per_second(lambda b: ddim_trajectory(eps_model, schedule, (b, *shape), g, 50, device=device), args.n, args.batch_size, device)
-    print(f"DDIM-50:   {rate:,.1f} images/s ({args.n} images in {seconds:.1f} s; 1,000 images: {1000 / rate:,.0f} s)")
+    print(
+        f"U-Net {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, batch {args.batch_size}, bf16={args.bf16}"
+    )
+    rate, seconds = images_per_second(
+        lambda b: ddim_trajectory(
+            eps_model, schedule, (b, *shape), g, 50, device=device
+        ),
+        args.n,
+        args.batch_size,
+        device,
+    )
+    print(
+        f"DDIM-50:   {rate:,.1f} images/s ({args.n} images in {seconds:.1f} s; 1,000 images: {1000 / rate:,.0f} s)"
+    )
     n = args.ddpm_n or args.n
-    rate, seconds = images_per_second(lambda b: ddpm_trajectory(eps_model, schedule, (b, *shape), g, device=device), n, args.batch_size, device)
-    print(f"DDPM-{T}: {rate:,.2f} images/s ({n} images in {seconds:.1f} s; 1,000 images: {1000 / rate:,.0f} s)")
+    rate, seconds = images_per_second(
+        lambda b: ddpm_trajectory(eps_model, schedule, (b, *shape), g, device=device),
+        n,
+        args.batch_size,
+        device,
+    )
+    print(
+        f"DDPM-{T}: {rate:,.2f} images/s ({n} images in {seconds:.1f} s; 1,000 images: {1000 / rate:,.0f} s)"
+    )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ so model building, data upload and torch.compile are excluded. The FLOPs of one 
 image (forward and backward) are counted by torch's FlopCounterMode; the achieved GFLOP/s is
 set beside a measured float32 matmul peak of the same device (a 2048 x 2048 product).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,14 +20,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+from hardware import describe
 from torch.utils.flop_counter import FlopCounterMode
 
 from ddpm_lite.data import load_mnist, to_model_range
 from ddpm_lite.presets import get_preset
 from ddpm_lite.train import resolve_device, train
 from ddpm_lite.unet import UNet
-
-from hardware import describe
 
 
 def training_flops_per_image(unet_config, batch: int = 8) -> float:
@@ -54,7 +54,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="cpu", help="tiny, cpu or gpu")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--steps", type=int, default=60, help="total steps; the second half is timed")
+    parser.add_argument(
+        "--steps", type=int, default=60, help="total steps; the second half is timed"
+    )
     parser.add_argument("--batch-size", type=int, help="default: the preset's")
     parser.add_argument("--precision", default="auto", help="auto, fp32 or bf16")
     parser.add_argument("--no-channels-last", action="store_true")
@@ -63,24 +65,46 @@ def main() -> None:
     args = parser.parse_args()
     device = resolve_device(args.device)
     preset = get_preset(args.preset)
-    mnist = load_mnist("train", root=args.data_dir) if args.data_dir else load_mnist("train")
+    mnist = (
+        load_mnist("train", root=args.data_dir)
+        if args.data_dir
+        else load_mnist("train")
+    )
     half = max(1, args.steps // 2)
-    config = replace(preset.train, steps=2 * half, checkpoint_every=half, device=args.device, compile=args.compile,
-                     precision=args.precision, channels_last=not args.no_channels_last,
-                     batch_size=args.batch_size or preset.train.batch_size)
+    config = replace(
+        preset.train,
+        steps=2 * half,
+        checkpoint_every=half,
+        device=args.device,
+        compile=args.compile,
+        precision=args.precision,
+        channels_last=not args.no_channels_last,
+        batch_size=args.batch_size or preset.train.batch_size,
+    )
     with tempfile.TemporaryDirectory() as out:
         train(preset.unet, config, to_model_range(mnist.images), out, progress=False)
-        first, second = (json.loads((Path(out) / f"checkpoint-{s:07d}.json").read_text()) for s in (half, 2 * half))
-    rate = half * config.batch_size / (second["wall_seconds_this_run"] - first["wall_seconds_this_run"])
+        first, second = (
+            json.loads((Path(out) / f"checkpoint-{s:07d}.json").read_text())
+            for s in (half, 2 * half)
+        )
+    rate = (
+        half
+        * config.batch_size
+        / (second["wall_seconds_this_run"] - first["wall_seconds_this_run"])
+    )
     flops = training_flops_per_image(preset.unet)
     peak = matmul_peak_gflops(device)
     params = sum(p.numel() for p in UNet(preset.unet).parameters())
     print(describe(device))
-    print(f"preset {args.preset}: U-Net {params / 1e6:.2f} M parameters, batch {config.batch_size}, precision "
-          f"{args.precision}, channels_last={config.channels_last}, compile={args.compile}")
+    print(
+        f"preset {args.preset}: U-Net {params / 1e6:.2f} M parameters, batch {config.batch_size}, precision "
+        f"{args.precision}, channels_last={config.channels_last}, compile={args.compile}"
+    )
     print(f"training: {rate:,.1f} images/s after warm-up ({half} steps timed)")
-    print(f"{flops / 1e9:.3f} GFLOP per image (forward + backward): {rate * flops / 1e9:,.1f} GFLOP/s achieved; "
-          f"float32 matmul peak {peak:,.1f} GFLOP/s; {rate * flops / 1e9 / peak:.1%} of it")
+    print(
+        f"{flops / 1e9:.3f} GFLOP per image (forward + backward): {rate * flops / 1e9:,.1f} GFLOP/s achieved; "
+        f"float32 matmul peak {peak:,.1f} GFLOP/s; {rate * flops / 1e9 / peak:.1%} of it"
+    )
 
 
 if __name__ == "__main__":

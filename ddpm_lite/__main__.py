@@ -1,4 +1,5 @@
 """python -m ddpm_lite train|sample|train-classifier|train-noisy-classifier|export-onnx: flags -> dataclasses -> calls. No logic of its own."""
+
 from __future__ import annotations
 
 import argparse
@@ -9,7 +10,11 @@ from pathlib import Path
 
 import torch
 
-DEFAULT_DATA = Path(os.environ.get("DDPM_LITE_MNIST_DIR", Path.home() / ".cache" / "ddpm_lite" / "mnist"))
+DEFAULT_DATA = Path(
+    os.environ.get(
+        "DDPM_LITE_MNIST_DIR", Path.home() / ".cache" / "ddpm_lite" / "mnist"
+    )
+)
 
 
 def _positive_int(text: str) -> int:
@@ -23,18 +28,36 @@ def _mults(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(v) for v in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be comma-separated ints like 1,2,2, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"must be comma-separated ints like 1,2,2, got {text!r}"
+        ) from None
 
 
 def _add_data_arguments(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--data-dir", type=Path, default=DEFAULT_DATA, help=f"MNIST IDX files (default: $DDPM_LITE_MNIST_DIR or {DEFAULT_DATA})")
-    command.add_argument("--no-download", action="store_true", help="never download; use the shipped subset if files are missing")
+    command.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DEFAULT_DATA,
+        help=f"MNIST IDX files (default: $DDPM_LITE_MNIST_DIR or {DEFAULT_DATA})",
+    )
+    command.add_argument(
+        "--no-download",
+        action="store_true",
+        help="never download; use the shipped subset if files are missing",
+    )
 
 
-def _classifier_command(commands, name: str, help: str, default_out: str, run) -> argparse.ArgumentParser:
+def _classifier_command(
+    commands, name: str, help: str, default_out: str, run
+) -> argparse.ArgumentParser:
     """A subcommand that trains a classifier checkpoint: --out, the data arguments, --seed and --device."""
     command = commands.add_parser(name, help=help)
-    command.add_argument("--out", type=Path, default=Path(default_out), help=f"checkpoint path without suffix (default: {default_out})")
+    command.add_argument(
+        "--out",
+        type=Path,
+        default=Path(default_out),
+        help=f"checkpoint path without suffix (default: {default_out})",
+    )
     _add_data_arguments(command)
     command.add_argument("--seed", type=int, default=0)
     command.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -43,15 +66,31 @@ def _classifier_command(commands, name: str, help: str, default_out: str, run) -
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m ddpm_lite", description="Train and sample the book's MNIST diffusion model.")
+    parser = argparse.ArgumentParser(
+        prog="python -m ddpm_lite",
+        description="Train and sample the book's MNIST diffusion model.",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    train = commands.add_parser("train", help="train eps_theta on MNIST (resumes from --out by default)")
-    train.add_argument("--out", type=Path, default=Path("runs/mnist"), help="checkpoint directory (default: runs/mnist)")
+    train = commands.add_parser(
+        "train", help="train eps_theta on MNIST (resumes from --out by default)"
+    )
+    train.add_argument(
+        "--out",
+        type=Path,
+        default=Path("runs/mnist"),
+        help="checkpoint directory (default: runs/mnist)",
+    )
     _add_data_arguments(train)
-    train.add_argument("--images", type=_positive_int, help="use only the first N training images")
-    train.add_argument("--preset", default="cpu", help="tiny, cpu or gpu: the model and recipe (default cpu); "
-                       "the flags below override single settings")
+    train.add_argument(
+        "--images", type=_positive_int, help="use only the first N training images"
+    )
+    train.add_argument(
+        "--preset",
+        default="cpu",
+        help="tiny, cpu or gpu: the model and recipe (default cpu); "
+        "the flags below override single settings",
+    )
     train.add_argument("--steps", type=_positive_int)
     train.add_argument("--batch-size", type=_positive_int)
     train.add_argument("--lr", type=float)
@@ -59,55 +98,139 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--warmup-steps", type=int)
     train.add_argument("--ema-decay", type=float)
     train.add_argument("--checkpoint-every", type=_positive_int)
-    train.add_argument("--keep-checkpoints", type=_positive_int, help="keep the newest N checkpoints, plus the final one (default 3)")
-    train.add_argument("--schedule", help="the beta schedule: linear, cosine, quadratic or sigmoid")
+    train.add_argument(
+        "--keep-checkpoints",
+        type=_positive_int,
+        help="keep the newest N checkpoints, plus the final one (default 3)",
+    )
+    train.add_argument(
+        "--schedule", help="the beta schedule: linear, cosine, quadratic or sigmoid"
+    )
     train.add_argument("--seed", type=int)
     train.add_argument("--device", help="auto, cpu or cuda")
-    train.add_argument("--precision", help="auto (bf16 autocast on CUDA, float32 on the CPU), fp32 or bf16")
+    train.add_argument(
+        "--precision",
+        help="auto (bf16 autocast on CUDA, float32 on the CPU), fp32 or bf16",
+    )
     train.add_argument("--compile", action="store_true", help="torch.compile the model")
-    train.add_argument("--no-resume", action="store_true", help="start afresh even if --out has checkpoints")
+    train.add_argument(
+        "--no-resume",
+        action="store_true",
+        help="start afresh even if --out has checkpoints",
+    )
     train.add_argument("--base-channels", type=_positive_int)
     train.add_argument("--channel-mults", type=_mults)
     train.add_argument("--dropout", type=float)
-    train.add_argument("--class-conditional", action="store_true",
-                       help="condition on the digit label, with label dropout, for classifier-free guidance")
-    train.add_argument("--p-uncond", type=float, help="label dropout probability (default 0.1)")
+    train.add_argument(
+        "--class-conditional",
+        action="store_true",
+        help="condition on the digit label, with label dropout, for classifier-free guidance",
+    )
+    train.add_argument(
+        "--p-uncond", type=float, help="label dropout probability (default 0.1)"
+    )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
-    train.set_defaults(run=run_train, subparser=train)  # errors then show this subcommand's usage
+    train.set_defaults(
+        run=run_train, subparser=train
+    )  # errors then show this subcommand's usage
 
-    sample = commands.add_parser("sample", help="sample a grid of digits from a shipped model or a checkpoint")
+    sample = commands.add_parser(
+        "sample", help="sample a grid of digits from a shipped model or a checkpoint"
+    )
     source = sample.add_mutually_exclusive_group(required=True)
-    source.add_argument("checkpoint", type=Path, nargs="?", help="checkpoint path without suffix, or a directory (newest checkpoint)")
-    source.add_argument("--pretrained", choices=("mnist", "mnist-cond"), help="a model shipped with ddpm_lite")
+    source.add_argument(
+        "checkpoint",
+        type=Path,
+        nargs="?",
+        help="checkpoint path without suffix, or a directory (newest checkpoint)",
+    )
+    source.add_argument(
+        "--pretrained",
+        choices=("mnist", "mnist-cond"),
+        help="a model shipped with ddpm_lite",
+    )
     sample.add_argument("--out", type=Path, default=Path("samples.png"))
     sample.add_argument("--n", type=_positive_int, default=64)
     sample.add_argument("--sampler", choices=("ddim", "ddpm"), default="ddim")
-    sample.add_argument("--steps", type=_positive_int, default=50, help="DDIM steps (DDPM always takes T)")
-    sample.add_argument("--eta", type=float, default=0.0, help="DDIM's eta: 0 deterministic, 1 ancestral-like")
-    sample.add_argument("--no-clip", action="store_true", help="do not clip x0_pred to [-1, 1] at each step")
+    sample.add_argument(
+        "--steps",
+        type=_positive_int,
+        default=50,
+        help="DDIM steps (DDPM always takes T)",
+    )
+    sample.add_argument(
+        "--eta",
+        type=float,
+        default=0.0,
+        help="DDIM's eta: 0 deterministic, 1 ancestral-like",
+    )
+    sample.add_argument(
+        "--no-clip",
+        action="store_true",
+        help="do not clip x0_pred to [-1, 1] at each step",
+    )
     sample.add_argument("--seed", type=int, default=0)
-    sample.add_argument("--label", type=int, choices=range(10), metavar="{0..9}",
-                        help="class-conditional models: sample this digit (classifier-free guidance)")
-    sample.add_argument("--guidance-scale", type=float, default=1.0,
-                        help="with --label: s in eps_uncond + s (eps_cond - eps_uncond); 1 is the conditional model")
+    sample.add_argument(
+        "--label",
+        type=int,
+        choices=range(10),
+        metavar="{0..9}",
+        help="class-conditional models: sample this digit (classifier-free guidance)",
+    )
+    sample.add_argument(
+        "--guidance-scale",
+        type=float,
+        default=1.0,
+        help="with --label: s in eps_uncond + s (eps_cond - eps_uncond); 1 is the conditional model",
+    )
     sample.add_argument("--device", default="auto")
     sample.set_defaults(run=run_sample, subparser=sample)
 
-    classify = _classifier_command(commands, "train-classifier", "train the MNIST classifier behind FD-MNIST and MNIST-IS",
-                                   "runs/mnist_classifier", run_train_classifier)
+    classify = _classifier_command(
+        commands,
+        "train-classifier",
+        "train the MNIST classifier behind FD-MNIST and MNIST-IS",
+        "runs/mnist_classifier",
+        run_train_classifier,
+    )
     classify.add_argument("--epochs", type=_positive_int, default=6)
 
-    noisy = _classifier_command(commands, "train-noisy-classifier", "train p_phi(y | x_t, t), the classifier of classifier guidance",
-                                "runs/noisy_classifier", run_train_noisy_classifier)
+    noisy = _classifier_command(
+        commands,
+        "train-noisy-classifier",
+        "train p_phi(y | x_t, t), the classifier of classifier guidance",
+        "runs/noisy_classifier",
+        run_train_noisy_classifier,
+    )
     noisy.add_argument("--steps", type=_positive_int, default=3000)
     noisy.add_argument("--batch-size", type=_positive_int, default=256)
-    noisy.add_argument("--schedule", default="linear", help="the forward process of the model it will guide")
-    export = commands.add_parser("export-onnx", help="write a model as ONNX (onnxruntime, in Python or a browser)")
+    noisy.add_argument(
+        "--schedule",
+        default="linear",
+        help="the forward process of the model it will guide",
+    )
+    export = commands.add_parser(
+        "export-onnx",
+        help="write a model as ONNX (onnxruntime, in Python or a browser)",
+    )
     source = export.add_mutually_exclusive_group(required=True)
-    source.add_argument("checkpoint", nargs="?", type=Path, help="a checkpoint stem or a run directory (its newest)")
-    source.add_argument("--pretrained", choices=("mnist", "mnist-cond"), help="a model shipped with ddpm_lite")
+    source.add_argument(
+        "checkpoint",
+        nargs="?",
+        type=Path,
+        help="a checkpoint stem or a run directory (its newest)",
+    )
+    source.add_argument(
+        "--pretrained",
+        choices=("mnist", "mnist-cond"),
+        help="a model shipped with ddpm_lite",
+    )
     export.add_argument("--out", type=Path, default=Path("unet.onnx"))
-    export.add_argument("--half-weights", action="store_true", help="store large weights in float16 (compute stays float32)")
+    export.add_argument(
+        "--half-weights",
+        action="store_true",
+        help="store large weights in float16 (compute stays float32)",
+    )
     export.set_defaults(run=run_export, subparser=export)
     return parser
 
@@ -124,7 +247,9 @@ def _load_split(args: argparse.Namespace, parser: argparse.ArgumentParser, split
 
 
 def _given(args: argparse.Namespace, names: tuple[str, ...]) -> dict:
-    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    return {
+        name: getattr(args, name) for name in names if getattr(args, name) is not None
+    }
 
 
 def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
@@ -136,24 +261,55 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
 
     try:
         preset = get_preset(args.preset)
-        unet_config = replace(preset.unet, **_given(args, ("base_channels", "channel_mults", "dropout")),
-                              **({"num_classes": 10} if args.class_conditional else {}))
-        config = replace(preset.train, **_given(args, ("steps", "batch_size", "lr", "lr_schedule", "warmup_steps",
-                                                       "ema_decay", "checkpoint_every", "keep_checkpoints", "schedule",
-                                                       "seed", "device", "precision", "p_uncond")),
-                         **({"compile": True} if args.compile else {}))
+        unet_config = replace(
+            preset.unet,
+            **_given(args, ("base_channels", "channel_mults", "dropout")),
+            **({"num_classes": 10} if args.class_conditional else {}),
+        )
+        config = replace(
+            preset.train,
+            **_given(
+                args,
+                (
+                    "steps",
+                    "batch_size",
+                    "lr",
+                    "lr_schedule",
+                    "warmup_steps",
+                    "ema_decay",
+                    "checkpoint_every",
+                    "keep_checkpoints",
+                    "schedule",
+                    "seed",
+                    "device",
+                    "precision",
+                    "p_uncond",
+                ),
+            ),
+            **({"compile": True} if args.compile else {}),
+        )
     except (ValueError, TypeError) as err:
         parser.error(str(err))
     mnist = _load_split(args, parser, "train")
     images = mnist.images[: args.images] if args.images else mnist.images
     labels = mnist.labels[: len(images)] if args.class_conditional else None
-    result = train(unet_config, config, to_model_range(images), args.out, resume=not args.no_resume,
-                   progress=not args.quiet, data_note=f"MNIST train, {len(images)} images from {mnist.source}", labels=labels,
-                   command="python -m ddpm_lite " + " ".join(sys.argv[1:]))
+    result = train(
+        unet_config,
+        config,
+        to_model_range(images),
+        args.out,
+        resume=not args.no_resume,
+        progress=not args.quiet,
+        data_note=f"MNIST train, {len(images)} images from {mnist.source}",
+        labels=labels,
+        command="python -m ddpm_lite " + " ".join(sys.argv[1:]),
+    )
     print(f"final loss {result.losses[-1]:.4f}; checkpoint {result.checkpoint}")
 
 
-def _load_model(args: argparse.Namespace, parser: argparse.ArgumentParser, device: torch.device):
+def _load_model(
+    args: argparse.Namespace, parser: argparse.ArgumentParser, device: torch.device
+):
     """(model, schedule) of --pretrained NAME, or of a checkpoint (a run directory means its newest)."""
     from .checkpoint import CheckpointError, latest_checkpoint
     from .pretrained import load_pretrained
@@ -162,7 +318,11 @@ def _load_model(args: argparse.Namespace, parser: argparse.ArgumentParser, devic
     try:
         if args.pretrained:
             return load_pretrained(args.pretrained, device)[:2]
-        stem = latest_checkpoint(args.checkpoint) if args.checkpoint.is_dir() else args.checkpoint
+        stem = (
+            latest_checkpoint(args.checkpoint)
+            if args.checkpoint.is_dir()
+            else args.checkpoint
+        )
         if stem is None:
             raise CheckpointError(f"no complete checkpoint in {args.checkpoint}")
         return load_trained(stem, device=device)[:2]
@@ -190,20 +350,42 @@ def run_sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Non
     eps_model = model
     if args.label is not None:
         if model.config.num_classes is None:
-            parser.error("--label needs a class-conditional model (--pretrained mnist-cond, or a checkpoint trained "
-                         "with --class-conditional)")
+            parser.error(
+                "--label needs a class-conditional model (--pretrained mnist-cond, or a checkpoint trained "
+                "with --class-conditional)"
+            )
         if not args.guidance_scale >= 0:
             parser.error(f"--guidance-scale must be >= 0, got {args.guidance_scale}")
         labels = torch.full((args.n,), args.label, dtype=torch.long, device=device)
-        eps_model = classifier_free_guidance(model, labels, model.config.num_classes, args.guidance_scale)
+        eps_model = classifier_free_guidance(
+            model, labels, model.config.num_classes, args.guidance_scale
+        )
     elif args.pretrained == "mnist-cond":
-        parser.error("--pretrained mnist-cond needs --label (or use --pretrained mnist for unconditional samples)")
+        parser.error(
+            "--pretrained mnist-cond needs --label (or use --pretrained mnist for unconditional samples)"
+        )
     g = torch.Generator(device).manual_seed(args.seed)
-    shape = (args.n, model.config.in_channels, model.config.image_size, model.config.image_size)
+    shape = (
+        args.n,
+        model.config.in_channels,
+        model.config.image_size,
+        model.config.image_size,
+    )
     clip = not args.no_clip
     with torch.no_grad():
-        trajectory = ddim_trajectory(eps_model, schedule, shape, g, args.steps, eta=args.eta, clip_denoised=clip) \
-            if args.sampler == "ddim" else ddpm_trajectory(eps_model, schedule, shape, g, clip_denoised=clip)
+        trajectory = (
+            ddim_trajectory(
+                eps_model,
+                schedule,
+                shape,
+                g,
+                args.steps,
+                eta=args.eta,
+                clip_denoised=clip,
+            )
+            if args.sampler == "ddim"
+            else ddpm_trajectory(eps_model, schedule, shape, g, clip_denoised=clip)
+        )
         pixels = to_pixels(final_sample(trajectory).cpu())[:, 0]
     plt.imsave(args.out, image_grid(pixels).numpy(), cmap="gray", vmin=0, vmax=255)
     print(f"wrote {args.n} samples ({args.sampler}) to {args.out}")
@@ -218,8 +400,15 @@ def image_grid(pixels: torch.Tensor) -> torch.Tensor:
     return grid.reshape(-1, cols, h, w).permute(0, 2, 1, 3).reshape(-1, cols * w)
 
 
-def run_train_classifier(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    from .classifier import ClassifierConfig, accuracy, save_classifier, train_classifier
+def run_train_classifier(
+    args: argparse.Namespace, parser: argparse.ArgumentParser
+) -> None:
+    from .classifier import (
+        ClassifierConfig,
+        accuracy,
+        save_classifier,
+        train_classifier,
+    )
     from .data import to_model_range
     from .train import describe_device, resolve_device
 
@@ -228,25 +417,52 @@ def run_train_classifier(args: argparse.Namespace, parser: argparse.ArgumentPars
     except ValueError as err:
         parser.error(str(err))
     config = ClassifierConfig(epochs=args.epochs, seed=args.seed)
-    train_set, test_set = _load_split(args, parser, "train"), _load_split(args, parser, "test")
-    result = train_classifier(config, to_model_range(train_set.images), train_set.labels, progress=True, device=device)
-    test_accuracy = accuracy(result.model, to_model_range(test_set.images).to(device), test_set.labels.to(device))
+    train_set, test_set = (
+        _load_split(args, parser, "train"),
+        _load_split(args, parser, "test"),
+    )
+    result = train_classifier(
+        config,
+        to_model_range(train_set.images),
+        train_set.labels,
+        progress=True,
+        device=device,
+    )
+    test_accuracy = accuracy(
+        result.model,
+        to_model_range(test_set.images).to(device),
+        test_set.labels.to(device),
+    )
     info = {
-        "data": {"train": f"{len(train_set.labels)} images from {train_set.source}",
-                 "test": f"{len(test_set.labels)} images from {test_set.source}"},
-        "metrics": {"test_accuracy": test_accuracy, "final_loss_mean_last_100": sum(result.losses[-100:]) / 100},
+        "data": {
+            "train": f"{len(train_set.labels)} images from {train_set.source}",
+            "test": f"{len(test_set.labels)} images from {test_set.source}",
+        },
+        "metrics": {
+            "test_accuracy": test_accuracy,
+            "final_loss_mean_last_100": sum(result.losses[-100:]) / 100,
+        },
         "wall_seconds": round(result.seconds, 1),
         "device": describe_device(device),
         "command": "python -m ddpm_lite " + " ".join(sys.argv[1:]),
         "torch": torch.__version__,
     }
     weights = save_classifier(args.out, result.model, info)
-    print(f"test accuracy {test_accuracy:.2%} on {len(test_set.labels)} images; trained in {result.seconds:.0f} s; wrote {weights}")
+    print(
+        f"test accuracy {test_accuracy:.2%} on {len(test_set.labels)} images; trained in {result.seconds:.0f} s; wrote {weights}"
+    )
 
 
-def run_train_noisy_classifier(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+def run_train_noisy_classifier(
+    args: argparse.Namespace, parser: argparse.ArgumentParser
+) -> None:
     from .data import to_model_range
-    from .noisy_classifier import NoisyClassifierConfig, accuracy_at, save_noisy_classifier, train_noisy_classifier
+    from .noisy_classifier import (
+        NoisyClassifierConfig,
+        accuracy_at,
+        save_noisy_classifier,
+        train_noisy_classifier,
+    )
     from .train import describe_device, resolve_device
 
     try:
@@ -254,22 +470,50 @@ def run_train_noisy_classifier(args: argparse.Namespace, parser: argparse.Argume
         device = resolve_device(args.device)
     except ValueError as err:
         parser.error(str(err))
-    train_set, test_set = _load_split(args, parser, "train"), _load_split(args, parser, "test")
-    result = train_noisy_classifier(config, to_model_range(train_set.images), train_set.labels, steps=args.steps,
-                                    batch_size=args.batch_size, seed=args.seed, device=device, progress=True)
+    train_set, test_set = (
+        _load_split(args, parser, "train"),
+        _load_split(args, parser, "test"),
+    )
+    result = train_noisy_classifier(
+        config,
+        to_model_range(train_set.images),
+        train_set.labels,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        device=device,
+        progress=True,
+    )
     g = torch.Generator(device).manual_seed(args.seed)
-    test_images, test_labels = to_model_range(test_set.images).to(device), test_set.labels.to(device)
-    accuracy = {str(t): accuracy_at(result.model, test_images, test_labels, t, g) for t in (0, 250, 500, 750, 999)}
+    test_images, test_labels = (
+        to_model_range(test_set.images).to(device),
+        test_set.labels.to(device),
+    )
+    accuracy = {
+        str(t): accuracy_at(result.model, test_images, test_labels, t, g)
+        for t in (0, 250, 500, 750, 999)
+    }
     info = {
-        "data": {"train": f"{len(train_set.labels)} images from {train_set.source}",
-                 "test": f"{len(test_set.labels)} images from {test_set.source}"},
-        "metrics": {"test_accuracy_at_t": accuracy, "final_loss_mean_last_100": sum(result.losses[-100:]) / len(result.losses[-100:])},
-        "steps": args.steps, "batch_size": args.batch_size, "wall_seconds": round(result.seconds, 1),
+        "data": {
+            "train": f"{len(train_set.labels)} images from {train_set.source}",
+            "test": f"{len(test_set.labels)} images from {test_set.source}",
+        },
+        "metrics": {
+            "test_accuracy_at_t": accuracy,
+            "final_loss_mean_last_100": sum(result.losses[-100:])
+            / len(result.losses[-100:]),
+        },
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "wall_seconds": round(result.seconds, 1),
         "device": describe_device(device),
-        "command": "python -m ddpm_lite " + " ".join(sys.argv[1:]), "torch": torch.__version__,
+        "command": "python -m ddpm_lite " + " ".join(sys.argv[1:]),
+        "torch": torch.__version__,
     }
     weights = save_noisy_classifier(args.out, result.model, info)
-    print(f"test accuracy by t: {accuracy}; trained in {result.seconds:.0f} s; wrote {weights}")
+    print(
+        f"test accuracy by t: {accuracy}; trained in {result.seconds:.0f} s; wrote {weights}"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -278,7 +522,6 @@ def main(argv: list[str] | None = None) -> None:
     # The library's notices (e.g. "using the shipped subset") are INFO records: the command line shows them.
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     args.run(args, args.subparser)
-
 
 
 def run_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:

@@ -1,4 +1,5 @@
 """File helpers shared by data and checkpoint: hashing, and writes that never leave half a file."""
+
 from __future__ import annotations
 
 import hashlib
@@ -23,7 +24,9 @@ def atomic_write(target: Path, write: Callable[[str], None]) -> None:
     The rename is atomic, so target is either untouched or complete; if write raises (an
     interrupted download, a failed checksum), the temporary file is removed.
     """
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    handle, temporary = tempfile.mkstemp(
+        dir=target.parent, prefix=f".{target.name}.", suffix=".part"
+    )
     os.close(handle)
     try:
         write(temporary)

@@ -1,4 +1,5 @@
 """Argument checks for the public functions: clear errors instead of deep torch ones."""
+
 from __future__ import annotations
 
 import torch
@@ -11,7 +12,9 @@ def check_tensor(name: str, x: object) -> Tensor:
     if not torch.is_floating_point(x):
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
     if x.ndim < 1:
-        raise ValueError(f"{name} must have a batch dimension, shape (B, ...); got a scalar")
+        raise ValueError(
+            f"{name} must have a batch dimension, shape (B, ...); got a scalar"
+        )
     return x
 
 
@@ -20,15 +23,23 @@ def check_like(name: str, y: object, ref_name: str, ref: Tensor) -> Tensor:
     check_tensor(name, y)
     assert isinstance(y, Tensor)
     if y.shape != ref.shape:
-        raise ValueError(f"{name} must have the shape of {ref_name}, {tuple(ref.shape)}; got {tuple(y.shape)}")
+        raise ValueError(
+            f"{name} must have the shape of {ref_name}, {tuple(ref.shape)}; got {tuple(y.shape)}"
+        )
     if y.device != ref.device:
-        raise ValueError(f"{name} must be on the device of {ref_name}, {ref.device}; got {y.device}")
+        raise ValueError(
+            f"{name} must be on the device of {ref_name}, {ref.device}; got {y.device}"
+        )
     if y.dtype != ref.dtype:
-        raise ValueError(f"{name} must have the dtype of {ref_name}, {ref.dtype}; got {y.dtype}")
+        raise ValueError(
+            f"{name} must have the dtype of {ref_name}, {ref.dtype}; got {y.dtype}"
+        )
     return y
 
 
-def timesteps(t: int | Tensor, T: int, x: Tensor, *, low: int = 0, name: str = "t") -> Tensor:
+def timesteps(
+    t: int | Tensor, T: int, x: Tensor, *, low: int = 0, name: str = "t"
+) -> Tensor:
     """t as a (B,) long tensor on x's device, checked to lie in {low, ..., T-1}.
 
     An int is broadcast over the batch; a tensor must have shape (B,) or (), an
@@ -42,17 +53,27 @@ def timesteps(t: int | Tensor, T: int, x: Tensor, *, low: int = 0, name: str = "
             raise ValueError(f"{name} must be in [{low}, {T - 1}] (T={T}), got {t}")
         return torch.full((batch,), t, dtype=torch.long, device=x.device)
     if not isinstance(t, Tensor):
-        raise TypeError(f"{name} must be an int or an integer tensor, got {type(t).__name__}")
+        raise TypeError(
+            f"{name} must be an int or an integer tensor, got {type(t).__name__}"
+        )
     if t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool:
-        raise TypeError(f"{name} must have an integer dtype (torch.long), got {t.dtype}")
+        raise TypeError(
+            f"{name} must have an integer dtype (torch.long), got {t.dtype}"
+        )
     if t.device != x.device:
-        raise ValueError(f"{name} must be on the device of x, {x.device}; got {t.device}")
+        raise ValueError(
+            f"{name} must be on the device of x, {x.device}; got {t.device}"
+        )
     if t.ndim == 0:
         t = t.expand(batch)
     if t.shape != (batch,):
-        raise ValueError(f"{name} must have shape ({batch},) to match the batch of x, or be a scalar; got {tuple(t.shape)}")
+        raise ValueError(
+            f"{name} must have shape ({batch},) to match the batch of x, or be a scalar; got {tuple(t.shape)}"
+        )
     if t.numel() and not bool(((t >= low) & (t < T)).all()):
-        raise ValueError(f"{name} must be in [{low}, {T - 1}] (T={T}); got values from {int(t.min())} to {int(t.max())}")
+        raise ValueError(
+            f"{name} must be in [{low}, {T - 1}] (T={T}); got values from {int(t.min())} to {int(t.max())}"
+        )
     return t.long()
 
 

@@ -9,6 +9,7 @@ Every model in the package (U-Net, classifiers) is saved and loaded by one pair,
 `save_module` / `load_module`: the weights, and the model's config dataclass under a key
 of the sidecar, from which `load_module` rebuilds the model before loading the weights.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,14 +31,19 @@ class CheckpointError(ValueError):
 def checkpoint_files(path_stem: str | Path) -> tuple[Path, Path]:
     """(tensors, sidecar) of a stem: the suffixes are appended, so a dotted stem ("model.v2") keeps its name."""
     path_stem = Path(path_stem)
-    return path_stem.parent / f"{path_stem.name}.safetensors", path_stem.parent / f"{path_stem.name}.json"
+    return (
+        path_stem.parent / f"{path_stem.name}.safetensors",
+        path_stem.parent / f"{path_stem.name}.json",
+    )
 
 
 def sha256_of(path: Path) -> str:
     return file_hash(path, "sha256")
 
 
-def save_checkpoint(path_stem: Path, tensors: dict[str, Tensor], info: dict[str, Any]) -> Path:
+def save_checkpoint(
+    path_stem: Path, tensors: dict[str, Tensor], info: dict[str, Any]
+) -> Path:
     """Write path_stem.safetensors, then path_stem.json with info and the tensors' SHA-256."""
     path_stem = Path(path_stem)
     path_stem.parent.mkdir(parents=True, exist_ok=True)
@@ -45,49 +51,81 @@ def save_checkpoint(path_stem: Path, tensors: dict[str, Tensor], info: dict[str,
     contiguous = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     atomic_write(weights, lambda tmp: save_file(contiguous, tmp))
     sidecar = {**info, "sha256": sha256_of(weights), "tensors": weights.name}
-    atomic_write(sidecar_path, lambda tmp: Path(tmp).write_text(json.dumps(sidecar, indent=2)))
+    atomic_write(
+        sidecar_path, lambda tmp: Path(tmp).write_text(json.dumps(sidecar, indent=2))
+    )
     return weights
 
 
-def load_checkpoint(path_stem: Path, device: str | torch.device = "cpu") -> tuple[dict[str, Tensor], dict[str, Any]]:
+def load_checkpoint(
+    path_stem: Path, device: str | torch.device = "cpu"
+) -> tuple[dict[str, Tensor], dict[str, Any]]:
     """(tensors, info) of a complete checkpoint whose tensors match the recorded SHA-256."""
     path_stem = Path(path_stem)
     weights, sidecar = checkpoint_files(path_stem)
     if not sidecar.is_file() or not weights.is_file():
-        raise CheckpointError(f"{path_stem}: needs both {weights.name} and {sidecar.name}")
+        raise CheckpointError(
+            f"{path_stem}: needs both {weights.name} and {sidecar.name}"
+        )
     info = json.loads(sidecar.read_text())
     actual = sha256_of(weights)
     if actual != info.get("sha256"):
-        raise CheckpointError(f"{weights}: SHA-256 {actual} does not match the sidecar's {info.get('sha256')}")
+        raise CheckpointError(
+            f"{weights}: SHA-256 {actual} does not match the sidecar's {info.get('sha256')}"
+        )
     return load_file(weights, device=str(device)), info
 
 
 def config_from_json(config_cls: type, values: dict[str, Any]) -> Any:
     """A frozen config dataclass from its JSON form in a sidecar (JSON has no tuples: lists become tuples)."""
-    return config_cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+    return config_cls(
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    )
 
 
 def latest_checkpoint(directory: Path, prefix: str = "checkpoint-") -> Path | None:
     """The stem of the highest-step complete checkpoint in directory, or None."""
-    stems = sorted(p.with_suffix("") for p in Path(directory).glob(f"{prefix}*.json") if checkpoint_files(p.with_suffix(""))[0].is_file())
+    stems = sorted(
+        p.with_suffix("")
+        for p in Path(directory).glob(f"{prefix}*.json")
+        if checkpoint_files(p.with_suffix(""))[0].is_file()
+    )
     return stems[-1] if stems else None
 
 
-def save_module(path_stem: str | Path, module: nn.Module, config_key: str, info: dict[str, Any]) -> Path:
+def save_module(
+    path_stem: str | Path, module: nn.Module, config_key: str, info: dict[str, Any]
+) -> Path:
     """A model whose `config` attribute is a dataclass: its weights, and that config under info[config_key]."""
-    return save_checkpoint(Path(path_stem), module.state_dict(), {config_key: asdict(module.config), **info})
+    return save_checkpoint(
+        Path(path_stem),
+        module.state_dict(),
+        {config_key: asdict(module.config), **info},
+    )
 
 
 def load_module(
-    path_stem: str | Path, module_cls: type, config_cls: type, config_key: str,
-    device: str | torch.device = "cpu", prefix: str = "",
+    path_stem: str | Path,
+    module_cls: type,
+    config_cls: type,
+    config_key: str,
+    device: str | torch.device = "cpu",
+    prefix: str = "",
 ) -> tuple[nn.Module, dict[str, Any]]:
     """(model in eval mode on device, sidecar): built from the sidecar's info[config_key], then given the
     checksum-verified weights whose names start with `prefix` (e.g. "ema." in a training checkpoint), as float32."""
     tensors, info = load_checkpoint(Path(path_stem), device)
     if config_key not in info:
-        raise CheckpointError(f"{path_stem}: the sidecar has no {config_key!r}; is it a {module_cls.__name__} checkpoint?")
+        raise CheckpointError(
+            f"{path_stem}: the sidecar has no {config_key!r}; is it a {module_cls.__name__} checkpoint?"
+        )
     module = module_cls(config_from_json(config_cls, info[config_key])).to(device)
-    weights = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix) and not k.startswith(("optimizer.", "rng.", "history."))}
-    module.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in weights.items()})
+    weights = {
+        k[len(prefix) :]: v
+        for k, v in tensors.items()
+        if k.startswith(prefix) and not k.startswith(("optimizer.", "rng.", "history."))
+    }
+    module.load_state_dict(
+        {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}
+    )
     return module.eval(), info

@@ -7,6 +7,7 @@ features (after global average pooling) are what `metrics.frechet_distance` comp
 Trained by one command, `python -m ddpm_lite train-classifier`, and shipped in the package
 (`weights/mnist_classifier.*`, a checkpoint whose SHA-256 is checked on loading).
 """
+
 from __future__ import annotations
 
 import math
@@ -46,7 +47,11 @@ class ClassifierConfig:
 
 
 def _conv(c_in: int, c_out: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU())
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(),
+    )
 
 
 class MNISTClassifier(nn.Module):
@@ -57,9 +62,15 @@ class MNISTClassifier(nn.Module):
         self.config = config
         c1, c2 = config.channels
         self.body = nn.Sequential(
-            _conv(1, c1), _conv(c1, c1), nn.MaxPool2d(2),  # 28 -> 14
-            _conv(c1, c2), _conv(c2, c2), nn.MaxPool2d(2),  # 14 -> 7
-            _conv(c2, config.features), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            _conv(1, c1),
+            _conv(c1, c1),
+            nn.MaxPool2d(2),  # 28 -> 14
+            _conv(c1, c2),
+            _conv(c2, c2),
+            nn.MaxPool2d(2),  # 14 -> 7
+            _conv(c2, config.features),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
         )
         self.head = nn.Linear(config.features, 10)
 
@@ -77,14 +88,23 @@ def random_shift(x: Tensor, max_shift: int, generator: torch.Generator) -> Tenso
         return x
     B, _, H, W = x.shape
     padded = F.pad(x, (max_shift,) * 4, mode="replicate")
-    dy, dx = torch.randint(0, 2 * max_shift + 1, (2, B), generator=generator, device=x.device)
+    dy, dx = torch.randint(
+        0, 2 * max_shift + 1, (2, B), generator=generator, device=x.device
+    )
     rows = (dy[:, None] + torch.arange(H, device=x.device))[:, None, :, None]
     cols = (dx[:, None] + torch.arange(W, device=x.device))[:, None, None, :]
-    return padded[torch.arange(B, device=x.device)[:, None, None, None], torch.arange(x.shape[1], device=x.device)[None, :, None, None], rows, cols]
+    return padded[
+        torch.arange(B, device=x.device)[:, None, None, None],
+        torch.arange(x.shape[1], device=x.device)[None, :, None, None],
+        rows,
+        cols,
+    ]
 
 
 @torch.no_grad()
-def predict(model: MNISTClassifier, x: Tensor, batch_size: int = 1000) -> tuple[Tensor, Tensor]:
+def predict(
+    model: MNISTClassifier, x: Tensor, batch_size: int = 1000
+) -> tuple[Tensor, Tensor]:
     """(features (N, F), class probabilities (N, 10)) for images x: (N, 1, 28, 28) in [-1, 1], in batches."""
     model.eval()
     feats, probs = [], []
@@ -105,29 +125,57 @@ class ClassifierResult(NamedTuple):
     seconds: float
 
 
-def train_classifier(config: ClassifierConfig, images: Tensor, labels: Tensor, progress: bool = False,
-                     device: str | torch.device = "cpu") -> ClassifierResult:
+def train_classifier(
+    config: ClassifierConfig,
+    images: Tensor,
+    labels: Tensor,
+    progress: bool = False,
+    device: str | torch.device = "cpu",
+) -> ClassifierResult:
     """Train on images (N, 1, 28, 28) in [-1, 1] with labels (N,): AdamW, one-cycle lr, random shifts."""
     if images.ndim != 4 or images.shape[1:] != (1, 28, 28):
-        raise ValueError(f"images must have shape (N, 1, 28, 28), got {tuple(images.shape)}")
+        raise ValueError(
+            f"images must have shape (N, 1, 28, 28), got {tuple(images.shape)}"
+        )
     if labels.shape != images.shape[:1]:
-        raise ValueError(f"labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}")
+        raise ValueError(
+            f"labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}"
+        )
     device = torch.device(device)
     torch.manual_seed(config.seed)  # initial weights
     model = MNISTClassifier(config).to(device)
     data, targets = images.to(device), labels.to(device)
     generator = torch.Generator(device).manual_seed(config.seed)
     steps_per_epoch = math.ceil(data.shape[0] / config.batch_size)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    lr_schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.lr, total_steps=config.epochs * steps_per_epoch)
-    batches = (batch for _ in range(config.epochs)
-               for batch in torch.randperm(data.shape[0], generator=generator, device=device).split(config.batch_size))
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
+    lr_schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, config.lr, total_steps=config.epochs * steps_per_epoch
+    )
+    batches = (
+        batch
+        for _ in range(config.epochs)
+        for batch in torch.randperm(
+            data.shape[0], generator=generator, device=device
+        ).split(config.batch_size)
+    )
 
     def batch_loss(step: int) -> Tensor:
         batch = next(batches)
-        return F.cross_entropy(model(random_shift(data[batch], config.max_shift, generator)), targets[batch])
+        return F.cross_entropy(
+            model(random_shift(data[batch], config.max_shift, generator)),
+            targets[batch],
+        )
 
-    losses, seconds = fit(model, optimizer, lr_schedule, batch_loss, config.epochs * steps_per_epoch, progress)
+    losses, seconds = fit(
+        model,
+        optimizer,
+        lr_schedule,
+        batch_loss,
+        config.epochs * steps_per_epoch,
+        progress,
+    )
     return ClassifierResult(model, losses, seconds)
 
 
@@ -135,6 +183,10 @@ def save_classifier(path_stem: str | Path, model: MNISTClassifier, info: dict) -
     return save_module(path_stem, model, "classifier_config", info)
 
 
-def load_classifier(path_stem: str | Path = SHIPPED, device: str | torch.device = "cpu") -> MNISTClassifier:
+def load_classifier(
+    path_stem: str | Path = SHIPPED, device: str | torch.device = "cpu"
+) -> MNISTClassifier:
     """The classifier from a checkpoint (the shipped one by default), SHA-256 checked, in eval mode."""
-    return load_module(path_stem, MNISTClassifier, ClassifierConfig, "classifier_config", device)[0]
+    return load_module(
+        path_stem, MNISTClassifier, ClassifierConfig, "classifier_config", device
+    )[0]

@@ -9,6 +9,7 @@ Where the data comes from, in order:
    line shows it; a library caller sees it only after configuring `logging`).
 A failed download that falls back to the subset issues a `UserWarning`.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -81,9 +82,15 @@ def _find_file(directory: Path, stem: str) -> Path | None:
 def _read_idx(path: Path, magic: int) -> Tensor:
     """Parse one IDX file (gzip or raw); raise ValueError naming the file if it is truncated or corrupt."""
     try:
-        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        raw = (
+            gzip.decompress(path.read_bytes())
+            if path.suffix == ".gz"
+            else path.read_bytes()
+        )
     except (OSError, EOFError, gzip.BadGzipFile) as err:
-        raise ValueError(f"{path}: not a readable gzip file ({err}); delete it and fetch it again") from err
+        raise ValueError(
+            f"{path}: not a readable gzip file ({err}); delete it and fetch it again"
+        ) from err
     if len(raw) < 8 or int.from_bytes(raw[:4], "big") != magic:
         found = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else None
         raise ValueError(f"{path}: bad IDX header (magic {found}, expected {magic})")
@@ -92,7 +99,9 @@ def _read_idx(path: Path, magic: int) -> Tensor:
     offset = 4 + 4 * ndim
     expected = offset + int(torch.tensor(dims).prod())
     if len(raw) != expected:
-        raise ValueError(f"{path}: truncated or corrupt, {len(raw)} bytes where the header promises {expected}")
+        raise ValueError(
+            f"{path}: truncated or corrupt, {len(raw)} bytes where the header promises {expected}"
+        )
     return torch.frombuffer(bytearray(raw[offset:]), dtype=torch.uint8).reshape(dims)
 
 
@@ -102,11 +111,15 @@ def read_mnist_dir(directory: str | os.PathLike, split: str) -> MNIST:
     image_stem, label_stem = FILES[split]
     paths = [_find_file(directory, image_stem), _find_file(directory, label_stem)]
     if None in paths:
-        raise FileNotFoundError(f"{directory} lacks {image_stem}[.gz] or {label_stem}[.gz]")
+        raise FileNotFoundError(
+            f"{directory} lacks {image_stem}[.gz] or {label_stem}[.gz]"
+        )
     images = _read_idx(paths[0], IMAGE_MAGIC)
     labels = _read_idx(paths[1], LABEL_MAGIC).long()
     if images.ndim != 3 or images.shape[0] != labels.shape[0]:
-        raise ValueError(f"{directory}: {images.shape[0]} images but {labels.shape[0]} labels")
+        raise ValueError(
+            f"{directory}: {images.shape[0]} images but {labels.shape[0]} labels"
+        )
     return MNIST(images, labels, str(directory))
 
 
@@ -115,14 +128,19 @@ def _fetch(url: str, target: Path, md5: str, timeout: float) -> None:
     into place: an interrupted or corrupt download leaves nothing behind."""
 
     def write(temporary: str) -> None:
-        with open(temporary, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+        with (
+            open(temporary, "wb") as out,
+            urllib.request.urlopen(url, timeout=timeout) as response,
+        ):
             expected = response.headers.get("Content-Length")
             written = 0
             for chunk in iter(lambda: response.read(1 << 16), b""):
                 out.write(chunk)
                 written += len(chunk)
         if expected is not None and written != int(expected):
-            raise DownloadError(f"{url}: connection closed after {written} of {expected} bytes")
+            raise DownloadError(
+                f"{url}: connection closed after {written} of {expected} bytes"
+            )
         if file_hash(temporary, "md5") != md5:
             raise DownloadError(f"{url}: MD5 mismatch (expected {md5})")
 
@@ -130,15 +148,20 @@ def _fetch(url: str, target: Path, md5: str, timeout: float) -> None:
 
 
 def download_mnist(
-    directory: str | os.PathLike, split: str | None = None, mirrors: tuple[str, ...] | None = None,
-    checksums: dict[str, str] | None = None, timeout: float = 30.0,
+    directory: str | os.PathLike,
+    split: str | None = None,
+    mirrors: tuple[str, ...] | None = None,
+    checksums: dict[str, str] | None = None,
+    timeout: float = 30.0,
 ) -> Path:
     """Fetch the missing MNIST archives of `split` (or of both splits) into `directory`.
 
     Files already present with the right MD5 are kept. Each file is tried on every mirror in
     turn; DownloadError lists every failure when none succeeds.
     """
-    mirrors = MIRRORS if mirrors is None else mirrors  # looked up at call time, so tests can redirect
+    mirrors = (
+        MIRRORS if mirrors is None else mirrors
+    )  # looked up at call time, so tests can redirect
     checksums = MD5 if checksums is None else checksums
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -152,14 +175,21 @@ def download_mnist(
             try:
                 _fetch(mirror + name, target, checksums[name], timeout)
                 break
-            except (OSError, http.client.HTTPException) as err:  # URLError is an OSError; IncompleteRead an HTTPException
+            except (
+                OSError,
+                http.client.HTTPException,
+            ) as err:  # URLError is an OSError; IncompleteRead an HTTPException
                 failures.append(f"{mirror}{name}: {err}")
         else:
-            raise DownloadError(f"could not download {name}:\n  " + "\n  ".join(failures))
+            raise DownloadError(
+                f"could not download {name}:\n  " + "\n  ".join(failures)
+            )
     return directory
 
 
-def load_mnist(split: str = "train", root: str | os.PathLike | None = None, download: bool = False) -> MNIST:
+def load_mnist(
+    split: str = "train", root: str | os.PathLike | None = None, download: bool = False
+) -> MNIST:
     """MNIST `split` ("train" or "test") from `root`, $DDPM_LITE_MNIST_DIR, or the shipped subset.
 
     With download=True and a directory given, missing files are downloaded first; if that
@@ -173,8 +203,10 @@ def load_mnist(split: str = "train", root: str | os.PathLike | None = None, down
             try:
                 download_mnist(given, split)
             except DownloadError as err:
-                warnings.warn(f"MNIST download failed ({str(err).splitlines()[0]}); using the shipped subset",
-                              stacklevel=2)
+                warnings.warn(
+                    f"MNIST download failed ({str(err).splitlines()[0]}); using the shipped subset",
+                    stacklevel=2,
+                )
                 return _shipped_subset(split)
         return read_mnist_dir(given, split)
     return _shipped_subset(split)

@@ -4,6 +4,7 @@
 `unet_diagram`: the U-Net's stages as boxes with the tensor shapes a forward pass produced,
 the skip connections and where the time embedding enters (display only, like `widgets`).
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -15,8 +16,20 @@ Shape = tuple[int, ...]
 
 
 def _arrow(ax, start, end, color="black", style="-|>", linestyle="-", rad=0.0, lw=1.2):
-    ax.add_patch(FancyArrowPatch(start, end, arrowstyle=style, mutation_scale=12, color=color, linestyle=linestyle,
-                                 linewidth=lw, connectionstyle=f"arc3,rad={rad}", shrinkA=14, shrinkB=14))
+    ax.add_patch(
+        FancyArrowPatch(
+            start,
+            end,
+            arrowstyle=style,
+            mutation_scale=12,
+            color=color,
+            linestyle=linestyle,
+            linewidth=lw,
+            connectionstyle=f"arc3,rad={rad}",
+            shrinkA=14,
+            shrinkB=14,
+        )
+    )
 
 
 def chain_diagram() -> plt.Figure:
@@ -25,15 +38,33 @@ def chain_diagram() -> plt.Figure:
     fig, ax = plt.subplots(figsize=(10, 2.8))
     for i, label in enumerate(labels):
         if label != r"$\cdots$":
-            ax.add_patch(plt.Circle((i, 0), 0.28, facecolor="white", edgecolor="black", linewidth=1.2))
+            ax.add_patch(
+                plt.Circle(
+                    (i, 0), 0.28, facecolor="white", edgecolor="black", linewidth=1.2
+                )
+            )
         ax.text(i, 0, label, ha="center", va="center", fontsize=13)
     for i in range(len(labels) - 1):
         _arrow(ax, (i, 0.05), (i + 1, 0.05), color="#006BA4", rad=-0.45)
-        _arrow(ax, (i + 1, -0.05), (i, -0.05), color="#C85200", rad=-0.45, linestyle="--")
-    ax.text(3.5, 0.72, r"forward: $q(x_t \mid x_{t-1}) = \mathcal{N}(\sqrt{1-\beta_t}\,x_{t-1},\ \beta_t \mathbf{I})$, fixed",
-            ha="center", color="#006BA4", fontsize=11)
-    ax.text(3.5, -0.82, r"reverse: $p_\theta(x_{t-1} \mid x_t) = \mathcal{N}(\mu_\theta(x_t, t),\ \sigma_t^2 \mathbf{I})$, learned",
-            ha="center", color="#C85200", fontsize=11)
+        _arrow(
+            ax, (i + 1, -0.05), (i, -0.05), color="#C85200", rad=-0.45, linestyle="--"
+        )
+    ax.text(
+        3.5,
+        0.72,
+        r"forward: $q(x_t \mid x_{t-1}) = \mathcal{N}(\sqrt{1-\beta_t}\,x_{t-1},\ \beta_t \mathbf{I})$, fixed",
+        ha="center",
+        color="#006BA4",
+        fontsize=11,
+    )
+    ax.text(
+        3.5,
+        -0.82,
+        r"reverse: $p_\theta(x_{t-1} \mid x_t) = \mathcal{N}(\mu_\theta(x_t, t),\ \sigma_t^2 \mathbf{I})$, learned",
+        ha="center",
+        color="#C85200",
+        fontsize=11,
+    )
     ax.text(6, -0.45, r"$\mathcal{N}(0, \mathbf{I})$", ha="center", fontsize=9)
     ax.text(0, -0.45, "data", ha="center", fontsize=9)
     ax.set(xlim=(-0.6, len(labels) - 0.4), ylim=(-1.05, 1.0), aspect="equal")
@@ -42,8 +73,17 @@ def chain_diagram() -> plt.Figure:
 
 
 def _box(ax, x, y, text, color, width=2.3, height=0.62):
-    ax.add_patch(FancyBboxPatch((x - width / 2, y - height / 2), width, height, boxstyle="round,pad=0.02",
-                                facecolor=color, edgecolor="#333333", linewidth=0.8))
+    ax.add_patch(
+        FancyBboxPatch(
+            (x - width / 2, y - height / 2),
+            width,
+            height,
+            boxstyle="round,pad=0.02",
+            facecolor=color,
+            edgecolor="#333333",
+            linewidth=0.8,
+        )
+    )
     ax.text(x, y, text, ha="center", va="center", fontsize=7.5)
 
 
@@ -51,7 +91,9 @@ def _shape(shape: Shape) -> str:
     return " x ".join(str(s) for s in shape[1:])  # without the batch dimension
 
 
-def unet_diagram(rows: Sequence[tuple[str, Shape, Shape]]) -> tuple[plt.Figure, list[tuple[str, str]]]:
+def unet_diagram(
+    rows: Sequence[tuple[str, Shape, Shape]],
+) -> tuple[plt.Figure, list[tuple[str, str]]]:
     """The U-Net as measured by a forward pass: rows are (stage, input shape, output shape) in call order.
 
     Stage names start with "conv_in", "down", "middle", "up" or "conv_out"; "down" stages and
@@ -64,11 +106,23 @@ def unet_diagram(rows: Sequence[tuple[str, Shape, Shape]]) -> tuple[plt.Figure, 
     height = max(len(left), len(right))
     fig, ax = plt.subplots(figsize=(11, 0.55 * height + 2.2))
     pos = {}
-    colors = {"resample": "#DDDDDD", "attention": "#FFD8B0", "ResBlock": "#CFE3F3", "conv": "#FFFFFF"}
+    colors = {
+        "resample": "#DDDDDD",
+        "attention": "#FFD8B0",
+        "ResBlock": "#CFE3F3",
+        "conv": "#FFFFFF",
+    }
 
     def color_of(name):
-        return colors["resample"] if "resample" in name else colors["attention"] if "attention" in name \
-            else colors["ResBlock"] if "ResBlock" in name else colors["conv"]
+        return (
+            colors["resample"]
+            if "resample" in name
+            else colors["attention"]
+            if "attention" in name
+            else colors["ResBlock"]
+            if "ResBlock" in name
+            else colors["conv"]
+        )
 
     for i, (name, _, out) in enumerate(left):
         y = -i * height / len(left)
@@ -92,14 +146,38 @@ def unet_diagram(rows: Sequence[tuple[str, Shape, Shape]]) -> tuple[plt.Figure, 
         elif name.startswith("up") and "ResBlock" in name:
             skips.append((stack.pop(), name))
     for a, b in skips:
-        _arrow(ax, (pos[a][0] + 1.15, pos[a][1]), (pos[b][0] - 1.15, pos[b][1]), color="#ABABAB", linestyle="--",
-               lw=0.8)
-    ax.text(3.5, 1.25, r"$t \to$ sinusoidal embedding $\to$ MLP: added inside every ResBlock (blue and orange boxes)",
-            ha="center", fontsize=9, color="#006BA4")
-    ax.text(3.5, 0.7, "dashed grey: skip connections (concatenated on the channel axis)", ha="center", fontsize=8,
-            color="#595959")
+        _arrow(
+            ax,
+            (pos[a][0] + 1.15, pos[a][1]),
+            (pos[b][0] - 1.15, pos[b][1]),
+            color="#ABABAB",
+            linestyle="--",
+            lw=0.8,
+        )
+    ax.text(
+        3.5,
+        1.25,
+        r"$t \to$ sinusoidal embedding $\to$ MLP: added inside every ResBlock (blue and orange boxes)",
+        ha="center",
+        fontsize=9,
+        color="#006BA4",
+    )
+    ax.text(
+        3.5,
+        0.7,
+        "dashed grey: skip connections (concatenated on the channel axis)",
+        ha="center",
+        fontsize=8,
+        color="#595959",
+    )
     ax.text(0.0, 0.7, r"input $x_t$: " + _shape(left[0][1]), ha="center", fontsize=8)
-    ax.text(7.0, 0.7, r"output $\epsilon_\theta$: " + _shape(right[-1][2]), ha="center", fontsize=8)
+    ax.text(
+        7.0,
+        0.7,
+        r"output $\epsilon_\theta$: " + _shape(right[-1][2]),
+        ha="center",
+        fontsize=8,
+    )
     ax.set(xlim=(-1.6, 8.6), ylim=(bottom - 0.8, 1.6))
     ax.axis("off")
     return fig, skips

@@ -4,6 +4,7 @@ Shapes: x0, xt, eps: (B, ...); t: an int or a (B,) long tensor, 0-based (see `sc
 Variance choices for the reverse step: "beta_tilde" (sigma_t^2 = beta_tilde_t, the
 posterior's) or "beta" (sigma_t^2 = beta_t), Ho et al. 2020 sec. 3.2.
 """
+
 from __future__ import annotations
 
 import math
@@ -25,7 +26,9 @@ class Posterior(NamedTuple):
     log_variance: Tensor
 
 
-def q_step(schedule: NoiseSchedule, x_prev: Tensor, t: int | Tensor, noise: Tensor) -> Tensor:
+def q_step(
+    schedule: NoiseSchedule, x_prev: Tensor, t: int | Tensor, noise: Tensor
+) -> Tensor:
     """One step of the Markov chain: x_t = sqrt(1 - beta_t) * x_prev + sqrt(beta_t) * noise.
 
     At t = 0, x_prev is the data x0.
@@ -38,7 +41,9 @@ def q_step(schedule: NoiseSchedule, x_prev: Tensor, t: int | Tensor, noise: Tens
     return torch.sqrt(1 - beta) * x_prev + torch.sqrt(beta) * noise
 
 
-def q_sample(schedule: NoiseSchedule, x0: Tensor, t: int | Tensor, noise: Tensor) -> Tensor:
+def q_sample(
+    schedule: NoiseSchedule, x0: Tensor, t: int | Tensor, noise: Tensor
+) -> Tensor:
     """The closed form: x_t = sqrt(alpha_bar_t) * x0 + sqrt(1 - alpha_bar_t) * noise.
 
     Book: eq. fwd-marginal
@@ -50,7 +55,9 @@ def q_sample(schedule: NoiseSchedule, x0: Tensor, t: int | Tensor, noise: Tensor
     return torch.sqrt(alpha_bar) * x0 + torch.sqrt(1 - alpha_bar) * noise
 
 
-def q_posterior(schedule: NoiseSchedule, x0: Tensor, xt: Tensor, t: int | Tensor) -> Posterior:
+def q_posterior(
+    schedule: NoiseSchedule, x0: Tensor, xt: Tensor, t: int | Tensor
+) -> Posterior:
     """q(x_{t-1} | x_t, x0) = N(mu_tilde, beta_tilde).
 
     mu_tilde = sqrt(alpha_bar_prev) * beta_t / (1 - alpha_bar_t) * x0
@@ -62,13 +69,18 @@ def q_posterior(schedule: NoiseSchedule, x0: Tensor, xt: Tensor, t: int | Tensor
     v.check_tensor("x0", x0)
     v.check_like("xt", xt, "x0", x0)
     t = v.timesteps(t, schedule.T, x0)
-    mean = gather(schedule.posterior_mean_coef1, t, x0) * x0 + gather(schedule.posterior_mean_coef2, t, x0) * xt
+    mean = (
+        gather(schedule.posterior_mean_coef1, t, x0) * x0
+        + gather(schedule.posterior_mean_coef2, t, x0) * xt
+    )
     variance = gather(schedule.posterior_variance, t, x0).expand_as(x0)
     log_variance = gather(schedule.posterior_log_variance_clipped, t, x0).expand_as(x0)
     return Posterior(mean, variance, log_variance)
 
 
-def predict_x0_from_eps(schedule: NoiseSchedule, xt: Tensor, t: int | Tensor, eps: Tensor) -> Tensor:
+def predict_x0_from_eps(
+    schedule: NoiseSchedule, xt: Tensor, t: int | Tensor, eps: Tensor
+) -> Tensor:
     """x0 = (x_t - sqrt(1 - alpha_bar_t) * eps) / sqrt(alpha_bar_t), eq. fwd-marginal solved for x0.
 
     Book: eq. x0-from-eps
@@ -80,7 +92,9 @@ def predict_x0_from_eps(schedule: NoiseSchedule, xt: Tensor, t: int | Tensor, ep
     return (xt - torch.sqrt(1 - alpha_bar) * eps) / torch.sqrt(alpha_bar)
 
 
-def predict_eps_from_x0(schedule: NoiseSchedule, xt: Tensor, t: int | Tensor, x0: Tensor) -> Tensor:
+def predict_eps_from_x0(
+    schedule: NoiseSchedule, xt: Tensor, t: int | Tensor, x0: Tensor
+) -> Tensor:
     """eps = (x_t - sqrt(alpha_bar_t) * x0) / sqrt(1 - alpha_bar_t), eq. fwd-marginal solved for eps.
 
     Book: eq. x0-from-eps
@@ -92,7 +106,9 @@ def predict_eps_from_x0(schedule: NoiseSchedule, xt: Tensor, t: int | Tensor, x0
     return (xt - torch.sqrt(alpha_bar) * x0) / torch.sqrt(1 - alpha_bar)
 
 
-def p_mean_from_eps(schedule: NoiseSchedule, xt: Tensor, t: int | Tensor, eps: Tensor) -> Tensor:
+def p_mean_from_eps(
+    schedule: NoiseSchedule, xt: Tensor, t: int | Tensor, eps: Tensor
+) -> Tensor:
     """mu_theta = (x_t - beta_t / sqrt(1 - alpha_bar_t) * eps_theta) / sqrt(alpha_t).
 
     This is mu_tilde(x_t, x0) with x0 replaced by predict_x0_from_eps(x_t, eps_theta).
@@ -106,7 +122,9 @@ def p_mean_from_eps(schedule: NoiseSchedule, xt: Tensor, t: int | Tensor, eps: T
     return (xt - beta / torch.sqrt(1 - alpha_bar) * eps) / torch.sqrt(1 - beta)
 
 
-def p_log_variance(schedule: NoiseSchedule, xt: Tensor, t: Tensor, variance: str) -> Tensor:
+def p_log_variance(
+    schedule: NoiseSchedule, xt: Tensor, t: Tensor, variance: str
+) -> Tensor:
     """log sigma_t^2 of the reverse step, broadcast like xt (read for its shape only).
 
     "beta_tilde": the clipped posterior log-variance (beta_tilde_0 = 0 is replaced by
@@ -114,7 +132,11 @@ def p_log_variance(schedule: NoiseSchedule, xt: Tensor, t: Tensor, variance: str
     Book: eq. reverse-variance
     """
     v.choice("variance", variance, VARIANCES)
-    values = schedule.posterior_log_variance_clipped if variance == "beta_tilde" else torch.log(schedule.betas)
+    values = (
+        schedule.posterior_log_variance_clipped
+        if variance == "beta_tilde"
+        else torch.log(schedule.betas)
+    )
     return gather(values, t, xt).expand_as(xt)
 
 
@@ -129,14 +151,25 @@ def vlb_prior_term(schedule: NoiseSchedule, x0: Tensor) -> Tensor:
     Book: eq. vlb-decomposition
     """
     v.check_tensor("x0", x0)
-    alpha_bar_T = gather(schedule.alpha_bars, torch.full((x0.shape[0],), schedule.T - 1, device=x0.device), x0)
+    alpha_bar_T = gather(
+        schedule.alpha_bars,
+        torch.full((x0.shape[0],), schedule.T - 1, device=x0.device),
+        x0,
+    )
     mean = torch.sqrt(alpha_bar_T) * x0
     logvar = torch.log1p(-alpha_bar_T).expand_as(x0)
-    return _sum_per_example(normal_kl(mean, logvar, torch.zeros_like(x0), torch.zeros_like(x0)))
+    return _sum_per_example(
+        normal_kl(mean, logvar, torch.zeros_like(x0), torch.zeros_like(x0))
+    )
 
 
 def vlb_term(
-    schedule: NoiseSchedule, x0: Tensor, xt: Tensor, t: int | Tensor, eps_theta: Tensor, variance: str = "beta_tilde"
+    schedule: NoiseSchedule,
+    x0: Tensor,
+    xt: Tensor,
+    t: int | Tensor,
+    eps_theta: Tensor,
+    variance: str = "beta_tilde",
 ) -> Tensor:
     """The VLB term at step t per example, in nats, shape (B,).
 
@@ -153,8 +186,12 @@ def vlb_term(
     posterior = q_posterior(schedule, x0, xt, t)
     mean = p_mean_from_eps(schedule, xt, t, eps_theta)
     log_var = p_log_variance(schedule, xt, t, variance)
-    kl = _sum_per_example(normal_kl(posterior.mean, posterior.log_variance, mean, log_var))
-    decoder_nll = -_sum_per_example(discretized_gaussian_log_likelihood(x0.clamp(-1, 1), mean, 0.5 * log_var))
+    kl = _sum_per_example(
+        normal_kl(posterior.mean, posterior.log_variance, mean, log_var)
+    )
+    decoder_nll = -_sum_per_example(
+        discretized_gaussian_log_likelihood(x0.clamp(-1, 1), mean, 0.5 * log_var)
+    )
     return torch.where(t == 0, decoder_nll, kl)
 
 
@@ -181,11 +218,23 @@ def vlb_weights(schedule: NoiseSchedule, variance: str = "beta_tilde") -> Tensor
     Book: eq. vlb-weight
     """
     v.choice("variance", variance, VARIANCES)
-    sigma2 = torch.exp(schedule.posterior_log_variance_clipped) if variance == "beta_tilde" else schedule.betas
-    return schedule.betas**2 / (2 * sigma2 * schedule.alphas * (1 - schedule.alpha_bars))
+    sigma2 = (
+        torch.exp(schedule.posterior_log_variance_clipped)
+        if variance == "beta_tilde"
+        else schedule.betas
+    )
+    return schedule.betas**2 / (
+        2 * sigma2 * schedule.alphas * (1 - schedule.alpha_bars)
+    )
 
 
-def loss_weighted(schedule: NoiseSchedule, t: int | Tensor, eps: Tensor, eps_theta: Tensor, variance: str = "beta_tilde") -> Tensor:
+def loss_weighted(
+    schedule: NoiseSchedule,
+    t: int | Tensor,
+    eps: Tensor,
+    eps_theta: Tensor,
+    variance: str = "beta_tilde",
+) -> Tensor:
     """The VLB's eps-form per example: lambda_t * sum over dimensions of (eps - eps_theta)^2, shape (B,).
 
     Book: eq. vlb-weight

@@ -10,6 +10,7 @@ tensors (biases, norms, and the time embedding's constants) stay float32.
 initial x_T, every step's noise, the sample), so that another implementation of the sampler, such
 as the site's JavaScript one, can replay the same noise and be checked against it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -32,33 +33,59 @@ def example_inputs(model: UNet, batch: int = 2) -> tuple[torch.Tensor, ...]:
     device = next(model.parameters()).device
     x = torch.zeros(batch, c.in_channels, c.image_size, c.image_size, device=device)
     t = torch.zeros(batch, dtype=torch.long, device=device)
-    return (x, t) if c.num_classes is None else (x, t, torch.full((batch,), c.num_classes, device=device))
+    return (
+        (x, t)
+        if c.num_classes is None
+        else (x, t, torch.full((batch,), c.num_classes, device=device))
+    )
 
 
-def export_onnx(model: UNet, path: str | Path, half_weights: bool = False, opset: int = OPSET) -> Path:
+def export_onnx(
+    model: UNet, path: str | Path, half_weights: bool = False, opset: int = OPSET
+) -> Path:
     """Write model (eval mode) to path as ONNX: inputs x_t (float32), t (int64) [, y (int64)], output eps."""
     path = Path(path)
     model = model.eval()
     inputs = example_inputs(model)
     names = ["x_t", "t", "y"][: len(inputs)]
     batch = torch.export.Dim("batch")
-    with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):  # the exporter reports its passes on stdout
-        program = torch.onnx.export(model, inputs, dynamo=True, opset_version=opset, input_names=names,
-                                    output_names=["eps"], dynamic_shapes=tuple({0: batch} for _ in inputs))
+    with (
+        torch.no_grad(),
+        contextlib.redirect_stdout(io.StringIO()),
+    ):  # the exporter reports its passes on stdout
+        program = torch.onnx.export(
+            model,
+            inputs,
+            dynamo=True,
+            opset_version=opset,
+            input_names=names,
+            output_names=["eps"],
+            dynamic_shapes=tuple({0: batch} for _ in inputs),
+        )
     onnx_model = program.model_proto
     if half_weights:
         _store_weights_in_half(onnx_model)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda tmp: Path(tmp).write_bytes(onnx_model.SerializeToString()))
+    atomic_write(
+        path, lambda tmp: Path(tmp).write_bytes(onnx_model.SerializeToString())
+    )
     return path
 
 
-def write_schedule(path: str | Path, alpha_bars: torch.Tensor, model: UNet, **extra) -> Path:
+def write_schedule(
+    path: str | Path, alpha_bars: torch.Tensor, model: UNet, **extra
+) -> Path:
     """A JSON file beside the model with what a sampler needs: T, every alpha_bar_t (code index t, in the dtype
     the model is sampled with), the inputs, the "no label" token; plus any extra fields."""
-    record = {**extra, "T": len(alpha_bars), "alpha_bars": [float(a) for a in alpha_bars.double()],
-              "inputs": ["x_t", "t"] + (["y"] if model.config.num_classes is not None else []),
-              "null_label": model.config.num_classes, "image_size": model.config.image_size}
+    record = {
+        **extra,
+        "T": len(alpha_bars),
+        "alpha_bars": [float(a) for a in alpha_bars.double()],
+        "inputs": ["x_t", "t"]
+        + (["y"] if model.config.num_classes is not None else []),
+        "null_label": model.config.num_classes,
+        "image_size": model.config.image_size,
+    }
     return write_json(path, record)
 
 
@@ -66,17 +93,30 @@ def onnx_eps_model(path: str | Path):
     """The exported model in onnxruntime (Python, CPU) as a torch function (x_t, t[, y]) -> eps."""
     import onnxruntime
 
-    runtime = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    runtime = onnxruntime.InferenceSession(
+        str(path), providers=["CPUExecutionProvider"]
+    )
     names = [i.name for i in runtime.get_inputs()]
 
     def eps_model(*inputs: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(runtime.run(None, {n: x.numpy() for n, x in zip(names, inputs)})[0])
+        return torch.from_numpy(
+            runtime.run(None, {n: x.numpy() for n, x in zip(names, inputs)})[0]
+        )
 
     return eps_model
 
 
-def reference_run(cond_models: dict, null_label: int, image_shape: tuple[int, ...], schedule, labels: list[int],
-                  scale: float, num_steps: int, eta: float, seed: int) -> dict:
+def reference_run(
+    cond_models: dict,
+    null_label: int,
+    image_shape: tuple[int, ...],
+    schedule,
+    labels: list[int],
+    scale: float,
+    num_steps: int,
+    eta: float,
+    seed: int,
+) -> dict:
     """One run of `sampling.ddim_trajectory` (clip_denoised=True) with classifier-free guidance at `scale`, for each
     conditional model (x_t, t, y) -> eps in cond_models: the inputs, the noise drawn (x_T, then one draw per step
     when eta > 0; the same for every model) and each model's sample.
@@ -92,19 +132,40 @@ def reference_run(cond_models: dict, null_label: int, image_shape: tuple[int, ..
     for name, cond_model in cond_models.items():
         eps_model = classifier_free_guidance(cond_model, y, null_label, scale)
         with torch.no_grad():
-            samples[name] = final_sample(ddim_trajectory(eps_model, schedule, shape, torch.Generator().manual_seed(seed),
-                                                         num_steps, eta, clip_denoised=True))
+            samples[name] = final_sample(
+                ddim_trajectory(
+                    eps_model,
+                    schedule,
+                    shape,
+                    torch.Generator().manual_seed(seed),
+                    num_steps,
+                    eta,
+                    clip_denoised=True,
+                )
+            )
     replay = torch.Generator().manual_seed(seed)
-    draws = [torch.randn(shape, generator=replay) for _ in range(1 + (num_steps if eta > 0 else 0))]
+    draws = [
+        torch.randn(shape, generator=replay)
+        for _ in range(1 + (num_steps if eta > 0 else 0))
+    ]
 
     def flat(x: torch.Tensor) -> list[float]:
         # The shortest decimal that reads back as the same float32 (numpy's repr): exact, and half the text.
         return [float(str(v)) for v in x.reshape(-1).numpy()]
 
-    return {"labels": labels, "scale": scale, "num_steps": num_steps, "eta": eta, "seed": seed, "clip_denoised": True,
-            "shape": list(shape), "timesteps": ddim_timesteps(schedule.T, num_steps),
-            "x_T": flat(draws[0]), "noise": [flat(z) for z in draws[1:]],
-            "samples": {name: flat(sample) for name, sample in samples.items()}}
+    return {
+        "labels": labels,
+        "scale": scale,
+        "num_steps": num_steps,
+        "eta": eta,
+        "seed": seed,
+        "clip_denoised": True,
+        "shape": list(shape),
+        "timesteps": ddim_timesteps(schedule.T, num_steps),
+        "x_T": flat(draws[0]),
+        "noise": [flat(z) for z in draws[1:]],
+        "samples": {name: flat(sample) for name, sample in samples.items()},
+    }
 
 
 def write_json(path: str | Path, record: dict) -> Path:
@@ -121,10 +182,17 @@ def _store_weights_in_half(onnx_model) -> None:
     graph = onnx_model.graph
     initializers, casts = [], []
     for init in graph.initializer:
-        if init.data_type == TensorProto.FLOAT and np.prod(init.dims) >= MIN_HALF_ELEMENTS:
-            half = numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), init.name + "__fp16")
+        if (
+            init.data_type == TensorProto.FLOAT
+            and np.prod(init.dims) >= MIN_HALF_ELEMENTS
+        ):
+            half = numpy_helper.from_array(
+                numpy_helper.to_array(init).astype(np.float16), init.name + "__fp16"
+            )
             initializers.append(half)
-            casts.append(helper.make_node("Cast", [half.name], [init.name], to=TensorProto.FLOAT))
+            casts.append(
+                helper.make_node("Cast", [half.name], [init.name], to=TensorProto.FLOAT)
+            )
         else:
             initializers.append(init)
     graph.ClearField("initializer")

@@ -10,6 +10,7 @@
 `fit` is that loop for the two classifiers. `train.train` (the U-Net, with EMA, checkpoints and
 exact resume) follows the same convention with its own loop around `train.train_step`.
 """
+
 from __future__ import annotations
 
 import time
@@ -21,8 +22,12 @@ from tqdm.auto import tqdm
 
 
 def fit(
-    model: nn.Module, optimizer: torch.optim.Optimizer, lr_schedule: torch.optim.lr_scheduler.LRScheduler,
-    batch_loss: Callable[[int], Tensor], steps: int, progress: bool = False,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    lr_schedule: torch.optim.lr_scheduler.LRScheduler,
+    batch_loss: Callable[[int], Tensor],
+    steps: int,
+    progress: bool = False,
 ) -> tuple[list[float], float]:
     """Run `steps` optimizer steps on batch_loss(step), a scalar; return (loss per step, seconds)."""
     pending, began = [], time.perf_counter()

@@ -1,4 +1,5 @@
 """Gaussian tools with no diffusion in them: sampling, merging, KL and the pixel likelihood."""
+
 from __future__ import annotations
 
 import math
@@ -21,7 +22,9 @@ def reparameterize(mean: Tensor, std: Tensor, eps: Tensor) -> Tensor:
     return mean + std * eps
 
 
-def merge_gaussians(mean1: Tensor, var1: Tensor, mean2: Tensor, var2: Tensor) -> Gaussian:
+def merge_gaussians(
+    mean1: Tensor, var1: Tensor, mean2: Tensor, var2: Tensor
+) -> Gaussian:
     """The law of X + Y for independent X ~ N(mean1, var1), Y ~ N(mean2, var2).
 
     X + Y ~ N(mean1 + mean2, var1 + var2): means add and variances add.
@@ -38,14 +41,20 @@ def normal_kl(mean1: Tensor, logvar1: Tensor, mean2: Tensor, logvar2: Tensor) ->
     Book: eq. gaussian-kl
     """
     return 0.5 * (
-        logvar2 - logvar1 + torch.exp(logvar1 - logvar2) + (mean1 - mean2) ** 2 * torch.exp(-logvar2) - 1.0
+        logvar2
+        - logvar1
+        + torch.exp(logvar1 - logvar2)
+        + (mean1 - mean2) ** 2 * torch.exp(-logvar2)
+        - 1.0
     )
 
 
 BIN_HALF_WIDTH = 1.0 / 255.0  # pixels 0..255 map to [-1, 1] in steps of 2/255
 
 
-def discretized_gaussian_log_likelihood(x: Tensor, means: Tensor, log_scales: Tensor) -> Tensor:
+def discretized_gaussian_log_likelihood(
+    x: Tensor, means: Tensor, log_scales: Tensor
+) -> Tensor:
     """Elementwise log P(x) of a Gaussian N(means, exp(log_scales)^2) binned onto 256 pixel levels.
 
     x lies on the grid {-1, -1 + 2/255, ..., 1}. Bin k covers [x - 1/255, x + 1/255], except

@@ -10,6 +10,7 @@ the samplers in `sampling` run them unchanged.
 With exact models the two agree at the same scale s: the classifier that classifier-free guidance
 implies is p(y | x_t) = q(x_t | y) p(y) / q(x_t).
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -28,20 +29,26 @@ def _check_scale(scale: float) -> None:
         raise ValueError(f"scale must be >= 0, got {scale}")
 
 
-def classifier_grad(classifier: Callable[[Tensor, Tensor], Tensor], y: Tensor) -> GradFn:
+def classifier_grad(
+    classifier: Callable[[Tensor, Tensor], Tensor], y: Tensor
+) -> GradFn:
     """(x_t, t) -> grad_x log p_phi(y | x_t, t) by autograd, for a classifier (x_t, t) -> logits (B, K)."""
 
     def grad_log_p_y(xt: Tensor, t: Tensor) -> Tensor:
         with torch.enable_grad():
             x = xt.detach().requires_grad_(True)
-            log_p = torch.log_softmax(classifier(x, t), dim=1).gather(1, y[:, None]).sum()
+            log_p = (
+                torch.log_softmax(classifier(x, t), dim=1).gather(1, y[:, None]).sum()
+            )
             (grad,) = torch.autograd.grad(log_p, x)
         return grad
 
     return grad_log_p_y
 
 
-def classifier_guidance(eps_model: EpsModel, grad_log_p_y: GradFn, schedule: NoiseSchedule, scale: float) -> EpsModel:
+def classifier_guidance(
+    eps_model: EpsModel, grad_log_p_y: GradFn, schedule: NoiseSchedule, scale: float
+) -> EpsModel:
     """eps_hat(x_t, t) = eps_theta(x_t, t) - scale * sqrt(1 - alpha_bar_t) * grad log p_phi(y | x_t).
 
     In the ancestral step this moves the mean by scale * (beta_t / sqrt(alpha_t)) * grad log p_phi:
@@ -60,7 +67,12 @@ def classifier_guidance(eps_model: EpsModel, grad_log_p_y: GradFn, schedule: Noi
     return guided
 
 
-def classifier_free_guidance(cond_model: Callable[[Tensor, Tensor, Tensor], Tensor], y: Tensor, null_label: int, scale: float) -> EpsModel:
+def classifier_free_guidance(
+    cond_model: Callable[[Tensor, Tensor, Tensor], Tensor],
+    y: Tensor,
+    null_label: int,
+    scale: float,
+) -> EpsModel:
     """eps_hat = eps(x_t, t, null) + scale * (eps(x_t, t, y) - eps(x_t, t, null)); scale 1 is the conditional model.
 
     At scale 1 (0) only the conditional (unconditional) prediction is computed: the result is that
@@ -68,7 +80,9 @@ def classifier_free_guidance(cond_model: Callable[[Tensor, Tensor, Tensor], Tens
     """
     _check_scale(scale)
     if not isinstance(y, Tensor) or y.dtype.is_floating_point or y.dtype == torch.bool:
-        raise TypeError(f"y must be an integer tensor of class labels, got {getattr(y, 'dtype', type(y).__name__)}")
+        raise TypeError(
+            f"y must be an integer tensor of class labels, got {getattr(y, 'dtype', type(y).__name__)}"
+        )
 
     if scale == 1:
         return lambda xt, t: cond_model(xt, t, y)
@@ -76,14 +90,20 @@ def classifier_free_guidance(cond_model: Callable[[Tensor, Tensor, Tensor], Tens
         return lambda xt, t: cond_model(xt, t, torch.full_like(y, null_label))
 
     def guided(xt: Tensor, t: Tensor) -> Tensor:
-        both = cond_model(torch.cat([xt, xt]), torch.cat([t, t]), torch.cat([y, torch.full_like(y, null_label)]))
+        both = cond_model(
+            torch.cat([xt, xt]),
+            torch.cat([t, t]),
+            torch.cat([y, torch.full_like(y, null_label)]),
+        )
         eps_cond, eps_uncond = both.chunk(2)
         return eps_uncond + scale * (eps_cond - eps_uncond)
 
     return guided
 
 
-def drop_labels(y: Tensor, p_uncond: float, null_label: int, generator: torch.Generator) -> Tensor:
+def drop_labels(
+    y: Tensor, p_uncond: float, null_label: int, generator: torch.Generator
+) -> Tensor:
     """Replace each label by null_label with probability p_uncond: one network learns both eps(x, t, y) and eps(x, t)."""
     if not 0.0 <= p_uncond <= 1.0:
         raise ValueError(f"p_uncond must be in [0, 1], got {p_uncond}")

@@ -8,6 +8,7 @@ and the term is weighted by its stratum's size. That is an unbiased estimate of 
 less variance than uniform draws. L_T (no parameters) and L_0 (the largest single term) are
 computed exactly. Book: eq. vlb-decomposition
 """
+
 from __future__ import annotations
 
 import math
@@ -17,7 +18,13 @@ import torch
 from torch import Tensor
 
 from . import _validate as v
-from .diffusion import VARIANCES, nats_to_bits_per_dim, q_sample, vlb_prior_term, vlb_term
+from .diffusion import (
+    VARIANCES,
+    nats_to_bits_per_dim,
+    q_sample,
+    vlb_prior_term,
+    vlb_term,
+)
 from .schedules import NoiseSchedule
 
 EpsModel = Callable[[Tensor, Tensor], Tensor]
@@ -35,13 +42,19 @@ class BoundEstimate(NamedTuple):
 def strata(T: int, num_strata: int) -> Tensor:
     """The num_strata + 1 edges that split the code indices 1..T-1 into contiguous strata, (num_strata + 1,) long."""
     if not 1 <= num_strata <= T - 1:
-        raise ValueError(f"num_strata must be in [1, {T - 1}] (T={T}), got {num_strata}")
+        raise ValueError(
+            f"num_strata must be in [1, {T - 1}] (T={T}), got {num_strata}"
+        )
     return torch.round(torch.linspace(1, T, num_strata + 1, dtype=torch.float64)).long()
 
 
 @torch.no_grad()
 def vlb_estimate(
-    eps_model: EpsModel, schedule: NoiseSchedule, x0: Tensor, num_strata: int, generator: torch.Generator,
+    eps_model: EpsModel,
+    schedule: NoiseSchedule,
+    x0: Tensor,
+    num_strata: int,
+    generator: torch.Generator,
     variance: str = "beta_tilde",
 ) -> BoundEstimate:
     """An unbiased, stratified estimate of the variational bound on -log p_theta(x0) for each image in x0.
@@ -52,28 +65,63 @@ def vlb_estimate(
     v.choice("variance", variance, VARIANCES)
     edges = strata(schedule.T, num_strata).to(x0.device)
     B = x0.shape[0]
-    decoder = _term(eps_model, schedule, x0, torch.zeros(B, dtype=torch.long, device=x0.device), generator, variance)
+    decoder = _term(
+        eps_model,
+        schedule,
+        x0,
+        torch.zeros(B, dtype=torch.long, device=x0.device),
+        generator,
+        variance,
+    )
     kl_sum = torch.zeros(B, dtype=x0.dtype, device=x0.device)
     for low, high in zip(edges[:-1].tolist(), edges[1:].tolist()):
-        offset = torch.randint(0, high - low, (B,), generator=generator, device=x0.device)
-        kl_sum = kl_sum + (high - low) * _term(eps_model, schedule, x0, low + offset, generator, variance)
+        offset = torch.randint(
+            0, high - low, (B,), generator=generator, device=x0.device
+        )
+        kl_sum = kl_sum + (high - low) * _term(
+            eps_model, schedule, x0, low + offset, generator, variance
+        )
     prior = vlb_prior_term(schedule, x0)
     dims = math.prod(x0.shape[1:])
-    return BoundEstimate(prior, decoder, kl_sum, nats_to_bits_per_dim(prior + decoder + kl_sum, dims))
+    return BoundEstimate(
+        prior, decoder, kl_sum, nats_to_bits_per_dim(prior + decoder + kl_sum, dims)
+    )
 
 
 @torch.no_grad()
 def vlb_terms(
-    eps_model: EpsModel, schedule: NoiseSchedule, x0: Tensor, ts: list[int], generator: torch.Generator,
+    eps_model: EpsModel,
+    schedule: NoiseSchedule,
+    x0: Tensor,
+    ts: list[int],
+    generator: torch.Generator,
     variance: str = "beta_tilde",
 ) -> Tensor:
     """The bound's terms at the given code indices (0 is L_0, t >= 1 the KL L_t), one noise draw each: (len(ts), B) nats."""
     v.check_tensor("x0", x0)
-    return torch.stack([_term(eps_model, schedule, x0, v.timesteps(t, schedule.T, x0), generator, variance) for t in ts])
+    return torch.stack(
+        [
+            _term(
+                eps_model,
+                schedule,
+                x0,
+                v.timesteps(t, schedule.T, x0),
+                generator,
+                variance,
+            )
+            for t in ts
+        ]
+    )
 
 
-def _term(eps_model: EpsModel, schedule: NoiseSchedule, x0: Tensor, t: Tensor, generator: torch.Generator,
-          variance: str) -> Tensor:
+def _term(
+    eps_model: EpsModel,
+    schedule: NoiseSchedule,
+    x0: Tensor,
+    t: Tensor,
+    generator: torch.Generator,
+    variance: str,
+) -> Tensor:
     """One term of the bound per image at code indices t (B,), with one noise draw: L_0 where t = 0, else L_t."""
     eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
     xt = q_sample(schedule, x0, t, eps)

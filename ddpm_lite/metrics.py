@@ -2,6 +2,7 @@
 
 FD-MNIST and MNIST-IS take features and class probabilities from `classifier.MNISTClassifier`.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -10,14 +11,18 @@ import torch
 from torch import Tensor
 
 
-def sliced_wasserstein(x: Tensor, y: Tensor, n_projections: int, generator: torch.Generator) -> Tensor:
+def sliced_wasserstein(
+    x: Tensor, y: Tensor, n_projections: int, generator: torch.Generator
+) -> Tensor:
     """Sliced 1-Wasserstein distance between two equal-size point sets x, y: (n, d).
 
     SW_1 = E_theta W_1(<x, theta>, <y, theta>) over random unit directions theta; in 1-D,
     W_1 between equal-size empirical laws is the mean gap between sorted samples.
     """
     if x.ndim != 2 or x.shape != y.shape:
-        raise ValueError(f"x and y must both have shape (n, d); got {tuple(x.shape)} and {tuple(y.shape)}")
+        raise ValueError(
+            f"x and y must both have shape (n, d); got {tuple(x.shape)} and {tuple(y.shape)}"
+        )
     if n_projections < 1:
         raise ValueError(f"n_projections must be >= 1, got {n_projections}")
     theta = torch.randn(x.shape[1], n_projections, generator=generator, dtype=x.dtype)
@@ -35,7 +40,9 @@ class FeatureStats(NamedTuple):
 def feature_stats(features: Tensor) -> FeatureStats:
     """Mean and covariance of features (n, F), in float64: the Gaussian FD-MNIST fits to a sample set."""
     if features.ndim != 2 or features.shape[0] < 2:
-        raise ValueError(f"features must have shape (n, F) with n >= 2, got {tuple(features.shape)}")
+        raise ValueError(
+            f"features must have shape (n, F) with n >= 2, got {tuple(features.shape)}"
+        )
     f = features.double()
     return FeatureStats(f.mean(0), torch.cov(f.T).reshape(f.shape[1], f.shape[1]))
 
@@ -54,10 +61,14 @@ def frechet_distance(a: FeatureStats, b: FeatureStats) -> float:
     The symmetric form keeps every square root that of a PSD matrix, so eigh suffices.
     """
     if a.mean.shape != b.mean.shape:
-        raise ValueError(f"a and b must have the same feature size, got {tuple(a.mean.shape)} and {tuple(b.mean.shape)}")
+        raise ValueError(
+            f"a and b must have the same feature size, got {tuple(a.mean.shape)} and {tuple(b.mean.shape)}"
+        )
     root_a = _psd_sqrt(a.cov)
     cross = torch.linalg.eigvalsh(root_a @ b.cov @ root_a).clamp(min=0).sqrt().sum()
-    return ((a.mean - b.mean).square().sum() + a.cov.trace() + b.cov.trace() - 2 * cross).item()
+    return (
+        (a.mean - b.mean).square().sum() + a.cov.trace() + b.cov.trace() - 2 * cross
+    ).item()
 
 
 def inception_score(probs: Tensor) -> float:
@@ -74,4 +85,6 @@ def inception_score(probs: Tensor) -> float:
 
 def class_histogram(probs: Tensor, num_classes: int = 10) -> Tensor:
     """The fraction of images predicted as each class, (num_classes,): mode coverage at a glance."""
-    return torch.bincount(probs.argmax(1), minlength=num_classes).double() / probs.shape[0]
+    return (
+        torch.bincount(probs.argmax(1), minlength=num_classes).double() / probs.shape[0]
+    )

@@ -5,6 +5,7 @@ is trained on q_sample(x0, t, eps) at uniformly random t, with the time step fed
 way the U-Net reads it: a sinusoidal embedding, projected and added inside every block.
 `python -m ddpm_lite train-noisy-classifier` trains it; the weights in `weights/` ship with the package.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -34,12 +35,20 @@ class NoisyClassifierConfig:
     T: int = 1000
 
     def __post_init__(self) -> None:
-        if len(self.channels) != 2 or any(c < 1 or c % self.groups for c in self.channels):
-            raise ValueError(f"channels must be two positive multiples of groups={self.groups}, got {self.channels}")
+        if len(self.channels) != 2 or any(
+            c < 1 or c % self.groups for c in self.channels
+        ):
+            raise ValueError(
+                f"channels must be two positive multiples of groups={self.groups}, got {self.channels}"
+            )
         if self.schedule not in SCHEDULE_KINDS:
-            raise ValueError(f"schedule must be one of {SCHEDULE_KINDS}, got {self.schedule!r}")
+            raise ValueError(
+                f"schedule must be one of {SCHEDULE_KINDS}, got {self.schedule!r}"
+            )
         if self.num_classes < 2 or self.T < 1:
-            raise ValueError(f"num_classes must be >= 2 and T >= 1, got {self.num_classes} and {self.T}")
+            raise ValueError(
+                f"num_classes must be >= 2 and T >= 1, got {self.num_classes} and {self.T}"
+            )
 
 
 class _TimeBlock(nn.Module):
@@ -63,11 +72,15 @@ class NoisyClassifier(nn.Module):
         self.config = config
         c1, c2, e = *config.channels, config.emb_dim
         self.time_mlp = nn.Sequential(nn.Linear(e, e), nn.SiLU(), nn.Linear(e, e))
-        self.blocks = nn.ModuleList([
-            _TimeBlock(1, c1, e, config.groups), _TimeBlock(c1, c1, e, config.groups),  # 28 x 28, then pool
-            _TimeBlock(c1, c2, e, config.groups), _TimeBlock(c2, c2, e, config.groups),  # 14 x 14, then pool
-            _TimeBlock(c2, c2, e, config.groups),  # 7 x 7
-        ])
+        self.blocks = nn.ModuleList(
+            [
+                _TimeBlock(1, c1, e, config.groups),
+                _TimeBlock(c1, c1, e, config.groups),  # 28 x 28, then pool
+                _TimeBlock(c1, c2, e, config.groups),
+                _TimeBlock(c2, c2, e, config.groups),  # 14 x 14, then pool
+                _TimeBlock(c2, c2, e, config.groups),  # 7 x 7
+            ]
+        )
         self.head = nn.Linear(c2, config.num_classes)
 
     def forward(self, xt: Tensor, t: Tensor) -> Tensor:
@@ -87,54 +100,102 @@ class NoisyClassifierResult(NamedTuple):
 
 
 def train_noisy_classifier(
-    config: NoisyClassifierConfig, images: Tensor, labels: Tensor, steps: int = 3000, batch_size: int = 256,
-    lr: float = 2e-3, seed: int = 0, device: str | torch.device = "cpu", progress: bool = False,
+    config: NoisyClassifierConfig,
+    images: Tensor,
+    labels: Tensor,
+    steps: int = 3000,
+    batch_size: int = 256,
+    lr: float = 2e-3,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
 ) -> NoisyClassifierResult:
     """Cross-entropy on (q_sample(x0, t, eps), y) with t ~ Uniform{0..T-1}; images (N, 1, 28, 28) in [-1, 1]."""
     if images.ndim != 4 or images.shape[1:] != (1, 28, 28):
-        raise ValueError(f"images must have shape (N, 1, 28, 28), got {tuple(images.shape)}")
+        raise ValueError(
+            f"images must have shape (N, 1, 28, 28), got {tuple(images.shape)}"
+        )
     if labels.shape != images.shape[:1]:
-        raise ValueError(f"labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}")
+        raise ValueError(
+            f"labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}"
+        )
     if steps < 1 or batch_size < 1:
-        raise ValueError(f"steps and batch_size must be >= 1, got {steps} and {batch_size}")
+        raise ValueError(
+            f"steps and batch_size must be >= 1, got {steps} and {batch_size}"
+        )
     device = torch.device(device)
     torch.manual_seed(seed)  # initial weights
     model = NoisyClassifier(config).to(device)
-    schedule = NoiseSchedule(make_betas(config.schedule, config.T)).to(device, torch.float32)
-    data, targets = images.to(device), labels.to(device)  # the whole dataset stays on the device
+    schedule = NoiseSchedule(make_betas(config.schedule, config.T)).to(
+        device, torch.float32
+    )
+    data, targets = (
+        images.to(device),
+        labels.to(device),
+    )  # the whole dataset stays on the device
     generator = torch.Generator(device).manual_seed(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     lr_schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=steps)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    autocast = torch.autocast(
+        device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"
+    )
 
     def batch_loss(step: int) -> Tensor:
-        batch = torch.randint(0, data.shape[0], (batch_size,), generator=generator, device=device)
-        t = torch.randint(0, config.T, (batch_size,), generator=generator, device=device)
+        batch = torch.randint(
+            0, data.shape[0], (batch_size,), generator=generator, device=device
+        )
+        t = torch.randint(
+            0, config.T, (batch_size,), generator=generator, device=device
+        )
         x0 = data[batch]
         eps = torch.randn(x0.shape, generator=generator, device=device)
         with autocast:
-            return F.cross_entropy(model(q_sample(schedule, x0, t, eps), t).float(), targets[batch])
+            return F.cross_entropy(
+                model(q_sample(schedule, x0, t, eps), t).float(), targets[batch]
+            )
 
     losses, seconds = fit(model, optimizer, lr_schedule, batch_loss, steps, progress)
     return NoisyClassifierResult(model, losses, seconds)
 
 
 @torch.no_grad()
-def accuracy_at(model: NoisyClassifier, images: Tensor, labels: Tensor, t: int, generator: torch.Generator) -> float:
+def accuracy_at(
+    model: NoisyClassifier,
+    images: Tensor,
+    labels: Tensor,
+    t: int,
+    generator: torch.Generator,
+) -> float:
     """Accuracy on images noised to code index t (one noise draw), in batches of 1000."""
-    schedule = NoiseSchedule(make_betas(model.config.schedule, model.config.T)).to(images.device, images.dtype)
+    schedule = NoiseSchedule(make_betas(model.config.schedule, model.config.T)).to(
+        images.device, images.dtype
+    )
     correct = 0
     for x, y in zip(images.split(1000), labels.split(1000)):
         t_batch = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
         eps = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        correct += (model(q_sample(schedule, x, t_batch, eps), t_batch).argmax(1) == y).sum().item()
+        correct += (
+            (model(q_sample(schedule, x, t_batch, eps), t_batch).argmax(1) == y)
+            .sum()
+            .item()
+        )
     return correct / labels.shape[0]
 
 
-def save_noisy_classifier(path_stem: str | Path, model: NoisyClassifier, info: dict) -> Path:
+def save_noisy_classifier(
+    path_stem: str | Path, model: NoisyClassifier, info: dict
+) -> Path:
     return save_module(path_stem, model, "noisy_classifier_config", info)
 
 
-def load_noisy_classifier(path_stem: str | Path = SHIPPED, device: str | torch.device = "cpu") -> NoisyClassifier:
+def load_noisy_classifier(
+    path_stem: str | Path = SHIPPED, device: str | torch.device = "cpu"
+) -> NoisyClassifier:
     """The classifier from a checkpoint (the shipped one by default), SHA-256 checked, in eval mode."""
-    return load_module(path_stem, NoisyClassifier, NoisyClassifierConfig, "noisy_classifier_config", device)[0]
+    return load_module(
+        path_stem,
+        NoisyClassifier,
+        NoisyClassifierConfig,
+        "noisy_classifier_config",
+        device,
+    )[0]

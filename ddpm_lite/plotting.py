@@ -1,4 +1,5 @@
 """The book's figure style, applied by an explicit call (never on import)."""
+
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -42,7 +43,12 @@ def tile_digits(x, cols: int):
     rows = -(-n // cols)
     grid = x.new_full((rows * cols, h, w), -1.0, dtype=torch.float32, device="cpu")
     grid[:n] = x[:, 0].float().cpu().clamp(-1, 1)
-    return grid.reshape(rows, cols, h, w).permute(0, 2, 1, 3).reshape(rows * h, cols * w).numpy()
+    return (
+        grid.reshape(rows, cols, h, w)
+        .permute(0, 2, 1, 3)
+        .reshape(rows * h, cols * w)
+        .numpy()
+    )
 
 
 def show_digits(ax: plt.Axes, x, title: str = "", cols: int = 8) -> None:

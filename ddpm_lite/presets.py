@@ -5,6 +5,7 @@ The `cpu` preset was chosen by measuring on a 2-core x86 CPU (see benchmarks/REA
 the 1.1 M-parameter U-Net below trains at about 110 images/s in float32 with channels-last,
 where bf16 autocast was slower, the 6.5 M default about 21 and the tiny one about 200.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -21,17 +22,43 @@ class Preset(NamedTuple):
 
 PRESETS: dict[str, Preset] = {
     "tiny": Preset(
-        UNetConfig(base_channels=16, channel_mults=(1, 2), num_res_blocks=1, attention_resolutions=(14,), groups=8),
-        TrainConfig(steps=2_000, batch_size=64, lr=2e-3, warmup_steps=100, ema_decay=0.995, checkpoint_every=500),
+        UNetConfig(
+            base_channels=16,
+            channel_mults=(1, 2),
+            num_res_blocks=1,
+            attention_resolutions=(14,),
+            groups=8,
+        ),
+        TrainConfig(
+            steps=2_000,
+            batch_size=64,
+            lr=2e-3,
+            warmup_steps=100,
+            ema_decay=0.995,
+            checkpoint_every=500,
+        ),
         "0.18 M parameters; blurry digit-like shapes after minutes on a CPU",
     ),
     "cpu": Preset(
         # Dropout 0: a run of a few epochs underfits, so regularising only slows it down.
-        UNetConfig(base_channels=32, channel_mults=(1, 2, 2), num_res_blocks=1, attention_resolutions=(7,), groups=8,
-                   dropout=0.0),
+        UNetConfig(
+            base_channels=32,
+            channel_mults=(1, 2, 2),
+            num_res_blocks=1,
+            attention_resolutions=(7,),
+            groups=8,
+            dropout=0.0,
+        ),
         # Cosine decay to zero: on a short budget the final low-lr steps do what a long EMA would.
-        TrainConfig(steps=4_000, batch_size=128, lr=1e-3, warmup_steps=200, ema_decay=0.999, lr_schedule="cosine",
-                    checkpoint_every=250),
+        TrainConfig(
+            steps=4_000,
+            batch_size=128,
+            lr=1e-3,
+            warmup_steps=200,
+            ema_decay=0.999,
+            lr_schedule="cosine",
+            checkpoint_every=250,
+        ),
         "1.1 M parameters; digits after about 90 minutes on a 2-core CPU",
     ),
     "gpu": Preset(

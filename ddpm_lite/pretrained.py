@@ -8,6 +8,7 @@ hardware, torch version, the loss curve and the measured sample quality) are in 
 the SHA-256 recorded in the sidecar is checked on every load. MNIST lives in [-1, 1], so sample
 these models with clip_denoised=True, as the command line and the chapters do.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,14 +22,19 @@ from .train import load_trained
 from .unet import UNet
 
 WEIGHTS = Path(__file__).with_name("weights")
-PRETRAINED = {"mnist": "mnist_ddpm", "mnist-cond": "mnist_ddpm"}  # name -> file stem in weights/
+PRETRAINED = {
+    "mnist": "mnist_ddpm",
+    "mnist-cond": "mnist_ddpm",
+}  # name -> file stem in weights/
 
 
 class Pretrained(NamedTuple):
     model: UNet  # in eval mode; model(x_t, t) is the unconditional eps_theta, model(x_t, t, y) the conditional one
     schedule: NoiseSchedule  # float32, on the model's device
     info: dict[str, Any]  # the sidecar: provenance, training curve, measured quality
-    conditional: bool  # True for "mnist-cond": pass labels (or use classifier_free_guidance)
+    conditional: (
+        bool  # True for "mnist-cond": pass labels (or use classifier_free_guidance)
+    )
 
 
 def pretrained_path(name: str) -> Path:
@@ -37,9 +43,14 @@ def pretrained_path(name: str) -> Path:
     return WEIGHTS / PRETRAINED[name]
 
 
-def load_pretrained(name: str = "mnist", device: str | torch.device = "cpu") -> Pretrained:
+def load_pretrained(
+    name: str = "mnist", device: str | torch.device = "cpu"
+) -> Pretrained:
     """A shipped model with its schedule, checksum-verified, in eval mode, on `device`."""
-    return Pretrained(*load_trained(pretrained_path(name), device=device), conditional=name == "mnist-cond")
+    return Pretrained(
+        *load_trained(pretrained_path(name), device=device),
+        conditional=name == "mnist-cond",
+    )
 
 
 def loss_history(name: str = "mnist") -> torch.Tensor:

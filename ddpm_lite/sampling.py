@@ -3,6 +3,7 @@
 A sampler takes `eps_model(xt, t) -> eps_theta`, a schedule and a torch.Generator; it
 builds neither the model nor the schedule. Randomness enters only through `generator`.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Iterator, NamedTuple, Sequence
@@ -31,7 +32,12 @@ class SamplerState(NamedTuple):
 
 
 def ddpm_update(
-    schedule: NoiseSchedule, xt: Tensor, t: Tensor, eps: Tensor, noise: Tensor, variance: str = "beta_tilde",
+    schedule: NoiseSchedule,
+    xt: Tensor,
+    t: Tensor,
+    eps: Tensor,
+    noise: Tensor,
+    variance: str = "beta_tilde",
     clip_denoised: bool = False,
 ) -> StepOutput:
     """Ancestral step (Ho et al. 2020, Algorithm 2): x_{t-1} = mu_theta(x_t, t) + sigma_t * z.
@@ -47,7 +53,10 @@ def ddpm_update(
     x0_pred = (xt - torch.sqrt(1 - alpha_bar) * eps) / torch.sqrt(alpha_bar)
     if clip_denoised:
         x0_pred = x0_pred.clamp(-1, 1)
-        mean = gather(schedule.posterior_mean_coef1, t, xt) * x0_pred + gather(schedule.posterior_mean_coef2, t, xt) * xt
+        mean = (
+            gather(schedule.posterior_mean_coef1, t, xt) * x0_pred
+            + gather(schedule.posterior_mean_coef2, t, xt) * xt
+        )
     else:
         beta = gather(schedule.betas, t, xt)
         mean = (xt - beta / torch.sqrt(1 - alpha_bar) * eps) / torch.sqrt(1 - beta)
@@ -57,7 +66,12 @@ def ddpm_update(
 
 
 def ddpm_step(
-    schedule: NoiseSchedule, xt: Tensor, t: int | Tensor, eps: Tensor, noise: Tensor, variance: str = "beta_tilde",
+    schedule: NoiseSchedule,
+    xt: Tensor,
+    t: int | Tensor,
+    eps: Tensor,
+    noise: Tensor,
+    variance: str = "beta_tilde",
     clip_denoised: bool = False,
 ) -> StepOutput:
     """`ddpm_update` with its arguments checked: t may be an int or a (B,) tensor in {0, ..., T-1}."""
@@ -65,12 +79,26 @@ def ddpm_step(
     v.check_like("eps", eps, "xt", xt)
     v.check_like("noise", noise, "xt", xt)
     v.choice("variance", variance, VARIANCES)
-    return ddpm_update(schedule, xt, v.timesteps(t, schedule.T, xt), eps, noise, variance, clip_denoised)
+    return ddpm_update(
+        schedule,
+        xt,
+        v.timesteps(t, schedule.T, xt),
+        eps,
+        noise,
+        variance,
+        clip_denoised,
+    )
 
 
 def ddim_update(
-    schedule: NoiseSchedule, xt: Tensor, t: Tensor, alpha_bar_prev: Tensor, eps: Tensor, eta: float = 0.0,
-    noise: Tensor | None = None, clip_denoised: bool = False,
+    schedule: NoiseSchedule,
+    xt: Tensor,
+    t: Tensor,
+    alpha_bar_prev: Tensor,
+    eps: Tensor,
+    eta: float = 0.0,
+    noise: Tensor | None = None,
+    clip_denoised: bool = False,
 ) -> StepOutput:
     """DDIM step (Song et al. 2021, eq. 12) from code index t to a step whose alpha_bar is alpha_bar_prev.
 
@@ -89,8 +117,13 @@ def ddim_update(
     if clip_denoised:
         x0_pred = x0_pred.clamp(-1, 1)
         eps = (xt - torch.sqrt(alpha_bar) * x0_pred) / torch.sqrt(1 - alpha_bar)
-    sigma_ts = eta * torch.sqrt((1 - alpha_bar_prev) / (1 - alpha_bar) * (1 - alpha_bar / alpha_bar_prev))
-    x_prev = torch.sqrt(alpha_bar_prev) * x0_pred + torch.sqrt((1 - alpha_bar_prev - sigma_ts**2).clamp(min=0)) * eps
+    sigma_ts = eta * torch.sqrt(
+        (1 - alpha_bar_prev) / (1 - alpha_bar) * (1 - alpha_bar / alpha_bar_prev)
+    )
+    x_prev = (
+        torch.sqrt(alpha_bar_prev) * x0_pred
+        + torch.sqrt((1 - alpha_bar_prev - sigma_ts**2).clamp(min=0)) * eps
+    )
     if eta > 0:
         x_prev = x_prev + sigma_ts * noise
     return StepOutput(x_prev, x0_pred)
@@ -98,8 +131,11 @@ def ddim_update(
 
 def alpha_bar_at(schedule: NoiseSchedule, t_prev: int) -> Tensor:
     """alpha_bar at code index t_prev as a scalar tensor, with alpha_bar = 1 at t_prev = -1 (the data)."""
-    return schedule.alpha_bars[t_prev] if t_prev >= 0 else torch.ones((), dtype=schedule.alpha_bars.dtype,
-                                                                      device=schedule.device)
+    return (
+        schedule.alpha_bars[t_prev]
+        if t_prev >= 0
+        else torch.ones((), dtype=schedule.alpha_bars.dtype, device=schedule.device)
+    )
 
 
 def ddim_step(
@@ -126,14 +162,25 @@ def ddim_step(
     if not bool((t_prev < t).all()):
         raise ValueError("t_prev must be smaller than t")
     # Index T picks the appended 1: the "previous" state of t = 0 is the data itself.
-    alpha_bars_ext = torch.cat([schedule.alpha_bars, torch.ones(1, dtype=schedule.alpha_bars.dtype, device=schedule.device)])
-    alpha_bar_prev = gather(alpha_bars_ext, torch.where(t_prev < 0, schedule.T, t_prev), xt)
+    alpha_bars_ext = torch.cat(
+        [
+            schedule.alpha_bars,
+            torch.ones(1, dtype=schedule.alpha_bars.dtype, device=schedule.device),
+        ]
+    )
+    alpha_bar_prev = gather(
+        alpha_bars_ext, torch.where(t_prev < 0, schedule.T, t_prev), xt
+    )
     return ddim_update(schedule, xt, t, alpha_bar_prev, eps, eta, noise, clip_denoised)
 
 
-def _initial_noise(shape: Sequence[int], generator: torch.Generator, device, dtype) -> Tensor:
+def _initial_noise(
+    shape: Sequence[int], generator: torch.Generator, device, dtype
+) -> Tensor:
     if len(shape) < 1 or any(int(n) < 1 for n in shape):
-        raise ValueError(f"shape must be a non-empty sequence of positive ints (B, ...), got {tuple(shape)}")
+        raise ValueError(
+            f"shape must be a non-empty sequence of positive ints (B, ...), got {tuple(shape)}"
+        )
     return torch.randn(tuple(shape), generator=generator, device=device, dtype=dtype)
 
 
@@ -155,13 +202,22 @@ def ddpm_trajectory(
     Book: eq. ancestral-step
     """
     v.choice("variance", variance, VARIANCES)
-    xT = _initial_noise(shape, generator, schedule.device if device is None else device, dtype)
-    yield from ddpm_trajectory_from(eps_model, schedule, xT, schedule.T - 1, generator, variance, clip_denoised)
+    xT = _initial_noise(
+        shape, generator, schedule.device if device is None else device, dtype
+    )
+    yield from ddpm_trajectory_from(
+        eps_model, schedule, xT, schedule.T - 1, generator, variance, clip_denoised
+    )
 
 
 def ddpm_trajectory_from(
-    eps_model: EpsModel, schedule: NoiseSchedule, xt: Tensor, t_start: int, generator: torch.Generator,
-    variance: str = "beta_tilde", clip_denoised: bool = False,
+    eps_model: EpsModel,
+    schedule: NoiseSchedule,
+    xt: Tensor,
+    t_start: int,
+    generator: torch.Generator,
+    variance: str = "beta_tilde",
+    clip_denoised: bool = False,
 ) -> Iterator[SamplerState]:
     """Yield xt (at code index t_start), then every state of the ancestral sampler down to the sample.
 
@@ -169,13 +225,29 @@ def ddpm_trajectory_from(
     """
     v.check_tensor("xt", xt)
     v.choice("variance", variance, VARIANCES)
-    if isinstance(t_start, bool) or not isinstance(t_start, int) or not 0 <= t_start < schedule.T:
-        raise ValueError(f"t_start must be an int in [0, {schedule.T - 1}] (T={schedule.T}), got {t_start!r}")
+    if (
+        isinstance(t_start, bool)
+        or not isinstance(t_start, int)
+        or not 0 <= t_start < schedule.T
+    ):
+        raise ValueError(
+            f"t_start must be an int in [0, {schedule.T - 1}] (T={schedule.T}), got {t_start!r}"
+        )
     yield SamplerState(t_start, xt, None)
     for t in reversed(range(t_start + 1)):
         t_batch = torch.full((xt.shape[0],), t, dtype=torch.long, device=xt.device)
-        noise = torch.randn(xt.shape, generator=generator, device=xt.device, dtype=xt.dtype)
-        xt, x0_pred = ddpm_update(schedule, xt, t_batch, eps_model(xt, t_batch), noise, variance, clip_denoised)
+        noise = torch.randn(
+            xt.shape, generator=generator, device=xt.device, dtype=xt.dtype
+        )
+        xt, x0_pred = ddpm_update(
+            schedule,
+            xt,
+            t_batch,
+            eps_model(xt, t_batch),
+            noise,
+            variance,
+            clip_denoised,
+        )
         yield SamplerState(t - 1, xt, x0_pred)
 
 
@@ -183,7 +255,9 @@ def ddim_timesteps(T: int, num_steps: int) -> list[int]:
     """num_steps evenly spaced code indices from T-1 down to 0 (the "trailing" spacing)."""
     if not 1 <= num_steps <= T:
         raise ValueError(f"num_steps must be in [1, {T}] (T={T}), got {num_steps}")
-    return sorted({round(T - 1 - i * T / num_steps) for i in range(num_steps)}, reverse=True)
+    return sorted(
+        {round(T - 1 - i * T / num_steps) for i in range(num_steps)}, reverse=True
+    )
 
 
 def ddim_trajectory(
@@ -205,13 +279,30 @@ def ddim_trajectory(
     if not 0.0 <= eta:
         raise ValueError(f"eta must be >= 0, got {eta}")
     ddim_timesteps(schedule.T, num_steps)  # checks num_steps before the noise is drawn
-    xT = _initial_noise(shape, generator, schedule.device if device is None else device, dtype)
-    yield from ddim_trajectory_from(eps_model, schedule, xT, schedule.T - 1, generator, num_steps, eta, clip_denoised)
+    xT = _initial_noise(
+        shape, generator, schedule.device if device is None else device, dtype
+    )
+    yield from ddim_trajectory_from(
+        eps_model,
+        schedule,
+        xT,
+        schedule.T - 1,
+        generator,
+        num_steps,
+        eta,
+        clip_denoised,
+    )
 
 
 def ddim_trajectory_from(
-    eps_model: EpsModel, schedule: NoiseSchedule, xt: Tensor, t_start: int, generator: torch.Generator,
-    num_steps: int = 50, eta: float = 0.0, clip_denoised: bool = False,
+    eps_model: EpsModel,
+    schedule: NoiseSchedule,
+    xt: Tensor,
+    t_start: int,
+    generator: torch.Generator,
+    num_steps: int = 50,
+    eta: float = 0.0,
+    clip_denoised: bool = False,
 ) -> Iterator[SamplerState]:
     """Yield xt (at code index t_start), then the DDIM state after each of num_steps steps down to the sample.
 
@@ -219,19 +310,39 @@ def ddim_trajectory_from(
     t_start = T - 1 is ddim_trajectory's run; a lower t_start denoises a partly noised input.
     """
     v.check_tensor("xt", xt)
-    if isinstance(t_start, bool) or not isinstance(t_start, int) or not 0 <= t_start < schedule.T:
-        raise ValueError(f"t_start must be an int in [0, {schedule.T - 1}] (T={schedule.T}), got {t_start!r}")
+    if (
+        isinstance(t_start, bool)
+        or not isinstance(t_start, int)
+        or not 0 <= t_start < schedule.T
+    ):
+        raise ValueError(
+            f"t_start must be an int in [0, {schedule.T - 1}] (T={schedule.T}), got {t_start!r}"
+        )
     if not 0.0 <= eta:
         raise ValueError(f"eta must be >= 0, got {eta}")
     if not 1 <= num_steps <= t_start + 1:
-        raise ValueError(f"num_steps must be in [1, {t_start + 1}] for t_start={t_start}, got {num_steps}")
+        raise ValueError(
+            f"num_steps must be in [1, {t_start + 1}] for t_start={t_start}, got {num_steps}"
+        )
     steps = ddim_timesteps(t_start + 1, num_steps)
     yield SamplerState(steps[0], xt, None)
     for t, t_prev in zip(steps, steps[1:] + [-1]):
         t_batch = torch.full((xt.shape[0],), t, dtype=torch.long, device=xt.device)
-        noise = torch.randn(xt.shape, generator=generator, device=xt.device, dtype=xt.dtype) if eta > 0 else None
-        xt, x0_pred = ddim_update(schedule, xt, t_batch, alpha_bar_at(schedule, t_prev), eps_model(xt, t_batch), eta,
-                                  noise, clip_denoised)
+        noise = (
+            torch.randn(xt.shape, generator=generator, device=xt.device, dtype=xt.dtype)
+            if eta > 0
+            else None
+        )
+        xt, x0_pred = ddim_update(
+            schedule,
+            xt,
+            t_batch,
+            alpha_bar_at(schedule, t_prev),
+            eps_model(xt, t_batch),
+            eta,
+            noise,
+            clip_denoised,
+        )
         yield SamplerState(t_prev, xt, x0_pred)
 
 

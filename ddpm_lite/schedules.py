@@ -10,6 +10,7 @@ Everything here is computed in float64: alpha_bar is a product of up to T factor
 close to one, and float32 rounding accumulates visibly in 1 - alpha_bar at small t.
 Call `.to(device, dtype)` once to move the finished tensors where the model runs.
 """
+
 from __future__ import annotations
 
 import math
@@ -61,7 +62,9 @@ def make_betas(kind: str, T: int, **params: float) -> Tensor:
     return betas
 
 
-def _interpolated_betas(kind: str, T: int, beta_start: float, beta_end: float) -> Tensor:
+def _interpolated_betas(
+    kind: str, T: int, beta_start: float, beta_end: float
+) -> Tensor:
     for name, value in (("beta_start", beta_start), ("beta_end", beta_end)):
         if not 0.0 < value < 1.0:  # also rejects NaN
             raise ValueError(f"{name} must be in the open interval (0, 1), got {value}")
@@ -69,11 +72,17 @@ def _interpolated_betas(kind: str, T: int, beta_start: float, beta_end: float) -
         raise ValueError(
             f"beta_start must be <= beta_end, got beta_start={beta_start} > beta_end={beta_end}"
         )
-    u = torch.linspace(0.0, 1.0, T, dtype=torch.float64) if T > 1 else torch.zeros(1, dtype=torch.float64)
+    u = (
+        torch.linspace(0.0, 1.0, T, dtype=torch.float64)
+        if T > 1
+        else torch.zeros(1, dtype=torch.float64)
+    )
     if kind == "linear":
         return beta_start + (beta_end - beta_start) * u
     if kind == "quadratic":
-        return (math.sqrt(beta_start) + (math.sqrt(beta_end) - math.sqrt(beta_start)) * u) ** 2
+        return (
+            math.sqrt(beta_start) + (math.sqrt(beta_end) - math.sqrt(beta_start)) * u
+        ) ** 2
     return beta_start + (beta_end - beta_start) * torch.sigmoid(-6.0 + 12.0 * u)
 
 
@@ -81,7 +90,9 @@ def _cosine_betas(T: int, s: float, max_beta: float) -> Tensor:
     if not s >= 0.0:
         raise ValueError(f"s must be >= 0, got {s}")
     if not 0.0 < max_beta < 1.0:
-        raise ValueError(f"max_beta must be in the open interval (0, 1), got {max_beta}")
+        raise ValueError(
+            f"max_beta must be in the open interval (0, 1), got {max_beta}"
+        )
     u = torch.arange(T + 1, dtype=torch.float64) / T
     alpha_bar = torch.cos((u + s) / (1 + s) * math.pi / 2) ** 2
     # The clip keeps beta < 1 near u = 1, where alpha_bar(u) -> 0 and the ratio blows up.
@@ -93,9 +104,13 @@ def check_betas(betas: Tensor) -> None:
     if not isinstance(betas, Tensor):
         raise TypeError(f"betas must be a torch.Tensor, got {type(betas).__name__}")
     if betas.ndim != 1 or betas.numel() == 0:
-        raise ValueError(f"betas must have shape (T,) with T >= 1, got shape {tuple(betas.shape)}")
+        raise ValueError(
+            f"betas must have shape (T,) with T >= 1, got shape {tuple(betas.shape)}"
+        )
     if not torch.is_floating_point(betas):
-        raise TypeError(f"betas must be a floating-point tensor, got dtype {betas.dtype}")
+        raise TypeError(
+            f"betas must be a floating-point tensor, got dtype {betas.dtype}"
+        )
     inside = (betas > 0) & (betas < 1)  # NaN compares False, so it lands here too
     if not bool(inside.all()):
         bad = int((~inside).nonzero()[0, 0])
@@ -143,7 +158,9 @@ class NoiseSchedule:
                 "completely, and x0 = (x_t - sqrt(1 - alpha_bar) eps) / sqrt(alpha_bar) is undefined; "
                 "use smaller betas or fewer steps"
             )
-        alpha_bars_prev = torch.cat([torch.ones(1, dtype=torch.float64), alpha_bars[:-1]])
+        alpha_bars_prev = torch.cat(
+            [torch.ones(1, dtype=torch.float64), alpha_bars[:-1]]
+        )
         posterior_variance = (1 - alpha_bars_prev) / (1 - alpha_bars) * betas
         clip_from = posterior_variance[1:2] if len(betas) > 1 else betas[:1]
         derived = {
@@ -152,9 +169,13 @@ class NoiseSchedule:
             "alpha_bars": alpha_bars,
             "alpha_bars_prev": alpha_bars_prev,
             "posterior_variance": posterior_variance,
-            "posterior_log_variance_clipped": torch.log(torch.cat([clip_from, posterior_variance[1:]])),
+            "posterior_log_variance_clipped": torch.log(
+                torch.cat([clip_from, posterior_variance[1:]])
+            ),
             "posterior_mean_coef1": alpha_bars_prev.sqrt() * betas / (1 - alpha_bars),
-            "posterior_mean_coef2": alphas.sqrt() * (1 - alpha_bars_prev) / (1 - alpha_bars),
+            "posterior_mean_coef2": alphas.sqrt()
+            * (1 - alpha_bars_prev)
+            / (1 - alpha_bars),
             "snr": alpha_bars / (1 - alpha_bars),
         }
         for name, value in derived.items():
@@ -168,11 +189,15 @@ class NoiseSchedule:
     def device(self) -> torch.device:
         return self.betas.device
 
-    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "NoiseSchedule":
+    def to(
+        self, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+    ) -> "NoiseSchedule":
         """A copy with every tensor moved; the values were computed in float64 first."""
         moved = object.__new__(NoiseSchedule)
         for f in fields(self):
-            object.__setattr__(moved, f.name, getattr(self, f.name).to(device=device, dtype=dtype))
+            object.__setattr__(
+                moved, f.name, getattr(self, f.name).to(device=device, dtype=dtype)
+            )
         return moved
 
     def __repr__(self) -> str:

@@ -5,6 +5,7 @@ The score of a density is grad_x log p(x). For the DDPM forward process the opti
 predictor is a scaled score, eps*(x_t, t) = -sqrt(1 - alpha_bar_t) grad log q(x_t), so every
 eps_theta is also a score model, and score-based samplers run on it unchanged.
 """
+
 from __future__ import annotations
 
 import math
@@ -19,7 +20,9 @@ from .schedules import NoiseSchedule, gather
 ScoreFn = Callable[[Tensor], Tensor]
 
 
-def score_from_eps(schedule: NoiseSchedule, eps_theta: Tensor, t: int | Tensor) -> Tensor:
+def score_from_eps(
+    schedule: NoiseSchedule, eps_theta: Tensor, t: int | Tensor
+) -> Tensor:
     """grad log q(x_t) = -eps_theta / sqrt(1 - alpha_bar_t).  eps_theta: (B, ...), t: (B,) long.
 
     Book: eq. eps-is-score
@@ -29,7 +32,9 @@ def score_from_eps(schedule: NoiseSchedule, eps_theta: Tensor, t: int | Tensor) 
     return -eps_theta / torch.sqrt(1 - gather(schedule.alpha_bars, t, eps_theta))
 
 
-def langevin_step(score: Tensor, x: Tensor, step_size: float, generator: torch.Generator) -> Tensor:
+def langevin_step(
+    score: Tensor, x: Tensor, step_size: float, generator: torch.Generator
+) -> Tensor:
     """x + (step_size / 2) grad log p(x) + sqrt(step_size) z, z ~ N(0, I).
 
     Book: eq. langevin-step
@@ -43,7 +48,13 @@ def _check_positive(name: str, value: float) -> None:
         raise ValueError(f"{name} must be > 0, got {value}")
 
 
-def langevin(score_fn: ScoreFn, x: Tensor, step_size: float, n_steps: int, generator: torch.Generator) -> Tensor:
+def langevin(
+    score_fn: ScoreFn,
+    x: Tensor,
+    step_size: float,
+    n_steps: int,
+    generator: torch.Generator,
+) -> Tensor:
     """n_steps of unadjusted Langevin dynamics from x: (n, ...) with one fixed step size."""
     check_tensor("x", x)
     _check_positive("step_size", step_size)
@@ -55,8 +66,12 @@ def langevin(score_fn: ScoreFn, x: Tensor, step_size: float, n_steps: int, gener
 
 
 def annealed_langevin(
-    score_fn: Callable[[Tensor, float], Tensor], sigmas: Sequence[float], x: Tensor,
-    step_size: float, n_steps_per_level: int, generator: torch.Generator,
+    score_fn: Callable[[Tensor, float], Tensor],
+    sigmas: Sequence[float],
+    x: Tensor,
+    step_size: float,
+    n_steps_per_level: int,
+    generator: torch.Generator,
 ) -> Tensor:
     """Langevin at each noise level sigma_1 > ... > sigma_L in turn (Song & Ermon's annealing).
 
@@ -66,8 +81,14 @@ def annealed_langevin(
     Book: eq. annealed-step
     """
     sigmas = [float(s) for s in sigmas]
-    if not sigmas or min(sigmas) <= 0 or any(a <= b for a, b in zip(sigmas, sigmas[1:])):
-        raise ValueError(f"sigmas must be positive and strictly decreasing, got {sigmas}")
+    if (
+        not sigmas
+        or min(sigmas) <= 0
+        or any(a <= b for a, b in zip(sigmas, sigmas[1:]))
+    ):
+        raise ValueError(
+            f"sigmas must be positive and strictly decreasing, got {sigmas}"
+        )
     _check_positive("step_size", step_size)
     if n_steps_per_level < 1:
         raise ValueError(f"n_steps_per_level must be >= 1, got {n_steps_per_level}")
@@ -79,7 +100,9 @@ def annealed_langevin(
     return x
 
 
-def dsm_loss(score_fn: ScoreFn, x: Tensor, sigma: float, generator: torch.Generator) -> Tensor:
+def dsm_loss(
+    score_fn: ScoreFn, x: Tensor, sigma: float, generator: torch.Generator
+) -> Tensor:
     """Denoising score matching at one noise level, per example: (n,).
 
     x~ = x + sigma z; the target grad log q(x~ | x) = -(x~ - x) / sigma^2 = -z / sigma;
@@ -101,7 +124,9 @@ def sigma_of_alpha_bar(alpha_bar: Tensor) -> Tensor:
     return ((1 - alpha_bar) / alpha_bar).sqrt()
 
 
-def pf_ode_velocity(eps_fn: Callable[[Tensor, float], Tensor], sigma: float, x_bar: Tensor) -> Tensor:
+def pf_ode_velocity(
+    eps_fn: Callable[[Tensor, float], Tensor], sigma: float, x_bar: Tensor
+) -> Tensor:
     """d x_bar / d sigma = eps*(x_t, sigma), with x_bar = x_t / sqrt(alpha_bar) = x_t sqrt(1 + sigma^2).
 
     eps_fn(x_t, sigma) is the noise predictor at the noise level sigma. Book: eq. pf-ode-sigma

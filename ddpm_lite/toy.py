@@ -6,6 +6,7 @@ variance alpha_bar s_k^2 + 1 - alpha_bar. So q(x_t), its score and the optimal
 eps_theta(x_t, t) = E[eps | x_t] = -sqrt(1 - alpha_bar) * grad log q(x_t) are exact, and
 samplers and losses can be checked without training a network.
 """
+
 from __future__ import annotations
 
 import math
@@ -25,9 +26,17 @@ class GaussianMixture:
 
     def __post_init__(self) -> None:
         K = self.weights.shape[0]
-        if self.weights.ndim != 1 or self.means.shape[0] != K or self.stds.shape != (K,) or self.means.ndim != 2:
+        if (
+            self.weights.ndim != 1
+            or self.means.shape[0] != K
+            or self.stds.shape != (K,)
+            or self.means.ndim != 2
+        ):
             raise ValueError("weights must be (K,), means (K, d) and stds (K,)")
-        if not bool((self.weights > 0).all()) or abs(self.weights.sum().item() - 1) > 1e-6:
+        if (
+            not bool((self.weights > 0).all())
+            or abs(self.weights.sum().item() - 1) > 1e-6
+        ):
             raise ValueError("weights must be positive and sum to 1")
         if not bool((self.stds > 0).all()):
             raise ValueError("stds must be positive")
@@ -40,7 +49,9 @@ class GaussianMixture:
         """n samples, shape (n, d)."""
         return self.sample_labelled(n, generator)[0]
 
-    def sample_labelled(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    def sample_labelled(
+        self, n: int, generator: torch.Generator
+    ) -> tuple[Tensor, Tensor]:
         """n samples (n, d) and the component each came from (n,): the class labels of guidance."""
         k = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         z = torch.randn(n, self.dim, generator=generator, dtype=self.means.dtype)
@@ -48,7 +59,9 @@ class GaussianMixture:
 
     def component(self, k: int) -> "GaussianMixture":
         """Component k alone, as a one-component mixture: the class-conditional law p(x | y = k)."""
-        return GaussianMixture(self.weights.new_ones(1), self.means[k : k + 1], self.stds[k : k + 1])
+        return GaussianMixture(
+            self.weights.new_ones(1), self.means[k : k + 1], self.stds[k : k + 1]
+        )
 
     def log_posterior(self, x: Tensor) -> Tensor:
         """log p(y = k | x) for every component k, shape (n, K): the exact Bayes classifier."""
@@ -59,7 +72,11 @@ class GaussianMixture:
         d = self.dim
         sq = ((x[:, None, :] - self.means[None]) ** 2).sum(-1)
         var = self.stds**2
-        return torch.log(self.weights) - 0.5 * sq / var - 0.5 * d * torch.log(2 * math.pi * var)
+        return (
+            torch.log(self.weights)
+            - 0.5 * sq / var
+            - 0.5 * d * torch.log(2 * math.pi * var)
+        )
 
     def log_prob(self, x: Tensor) -> Tensor:
         """log density at x: (n, d) -> (n,)."""
@@ -77,16 +94,19 @@ class GaussianMixture:
         Book: eq. fwd-marginal
         """
         return GaussianMixture(
-            self.weights, math.sqrt(alpha_bar) * self.means, torch.sqrt(alpha_bar * self.stds**2 + 1 - alpha_bar)
+            self.weights,
+            math.sqrt(alpha_bar) * self.means,
+            torch.sqrt(alpha_bar * self.stds**2 + 1 - alpha_bar),
         )
-
 
     def smoothed(self, sigma: float) -> "GaussianMixture":
         """The law of x0 + sigma z: each component's variance grows by sigma^2 (variance exploding).
 
         Book: eq. annealed-step
         """
-        return GaussianMixture(self.weights, self.means, torch.sqrt(self.stds**2 + sigma**2))
+        return GaussianMixture(
+            self.weights, self.means, torch.sqrt(self.stds**2 + sigma**2)
+        )
 
 
 def gaussian_mixture_1d(weights, means, stds, dtype=torch.float64) -> GaussianMixture:
@@ -107,7 +127,9 @@ def exact_eps_model(mixture: GaussianMixture, alpha_bars: Tensor):
         for step in t.unique().tolist():
             rows = t == step
             ab = alpha_bars[step].item()
-            out[rows] = -math.sqrt(1 - ab) * mixture.noised(ab).score(xt[rows].to(mixture.means.dtype)).to(xt.dtype)
+            out[rows] = -math.sqrt(1 - ab) * mixture.noised(ab).score(
+                xt[rows].to(mixture.means.dtype)
+            ).to(xt.dtype)
         return out
 
     return eps_model
@@ -130,23 +152,39 @@ class ToyEpsMLP(torch.nn.Module):
     classifier-free guidance); with out_dim = K it serves as a noise-conditional classifier.
     """
 
-    def __init__(self, dim: int = 2, hidden: int = 128, time_features: int = 32, T: int = 1000,
-                 num_classes: int = 0, out_dim: int | None = None):
+    def __init__(
+        self,
+        dim: int = 2,
+        hidden: int = 128,
+        time_features: int = 32,
+        T: int = 1000,
+        num_classes: int = 0,
+        out_dim: int | None = None,
+    ):
         super().__init__()
         self.T, self.num_classes = T, num_classes
-        frequencies = torch.exp(-math.log(1000.0) * torch.arange(time_features // 2) / (time_features // 2))
+        frequencies = torch.exp(
+            -math.log(1000.0) * torch.arange(time_features // 2) / (time_features // 2)
+        )
         self.register_buffer("frequencies", frequencies)
-        self.label_embedding = torch.nn.Embedding(num_classes + 1, time_features) if num_classes else None
+        self.label_embedding = (
+            torch.nn.Embedding(num_classes + 1, time_features) if num_classes else None
+        )
         self.net = torch.nn.Sequential(
-            torch.nn.Linear(dim + time_features, hidden), torch.nn.SiLU(),
-            torch.nn.Linear(hidden, hidden), torch.nn.SiLU(),
-            torch.nn.Linear(hidden, hidden), torch.nn.SiLU(),
+            torch.nn.Linear(dim + time_features, hidden),
+            torch.nn.SiLU(),
+            torch.nn.Linear(hidden, hidden),
+            torch.nn.SiLU(),
+            torch.nn.Linear(hidden, hidden),
+            torch.nn.SiLU(),
             torch.nn.Linear(hidden, out_dim or dim),
         )
 
     def forward(self, xt: Tensor, t: Tensor, y: Tensor | None = None) -> Tensor:
         # t / T in [0, 1) times frequencies from 1 to 1/1000 of 1000: resolves single steps near t = 0
-        angles = (t.to(xt.dtype) / self.T * 1000.0)[:, None] * self.frequencies[None].to(xt.dtype)
+        angles = (t.to(xt.dtype) / self.T * 1000.0)[:, None] * self.frequencies[
+            None
+        ].to(xt.dtype)
         features = torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
         if self.label_embedding is not None:
             y = torch.full_like(t, self.num_classes) if y is None else y

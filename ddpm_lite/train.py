@@ -5,6 +5,7 @@ The loop keeps the whole dataset on the device and draws batches and noise from 
 generator. A checkpoint stores everything the next step depends on (weights, EMA, optimizer,
 both random states, the loss history), so a resumed run repeats an unbroken one exactly.
 """
+
 from __future__ import annotations
 
 import copy
@@ -30,14 +31,18 @@ from .unet import UNet, UNetConfig
 EpsModel = Callable[[Tensor, Tensor], Tensor]
 
 
-def training_loss(eps_model: EpsModel, schedule: NoiseSchedule, x0: Tensor, generator: torch.Generator) -> Tensor:
+def training_loss(
+    eps_model: EpsModel, schedule: NoiseSchedule, x0: Tensor, generator: torch.Generator
+) -> Tensor:
     """L_simple averaged over a batch, a scalar.
 
     t ~ Uniform{0, ..., T-1} independently per example, eps ~ N(0, I),
     x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) eps, loss = mean (eps - eps_theta(x_t, t))^2.
     Book: eq. loss-simple
     """
-    t = torch.randint(0, schedule.T, (x0.shape[0],), generator=generator, device=x0.device)
+    t = torch.randint(
+        0, schedule.T, (x0.shape[0],), generator=generator, device=x0.device
+    )
     eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
     # q_sample inline (eq. fwd-marginal): t is valid by construction, and q_sample's check of its
     # range would make the host wait for the device at every step.
@@ -76,7 +81,9 @@ class TrainConfig:
     batch_size: int = 128
     lr: float = 2e-4
     weight_decay: float = 0.0
-    warmup_steps: int = 500  # linear warmup: Adam's first steps are large before its moments settle
+    warmup_steps: int = (
+        500  # linear warmup: Adam's first steps are large before its moments settle
+    )
     ema_decay: float = 0.9995  # averages over ~2,000 steps; warmed up, see ema_decay_at
     lr_schedule: str = "constant"  # after warmup: "constant", or "cosine" decay to zero at the last step
     keep_checkpoints: int = 3  # the newest few are kept; older ones are deleted (the final one always stays)
@@ -102,17 +109,27 @@ class TrainConfig:
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.schedule not in SCHEDULE_KINDS:
-            raise ValueError(f"schedule must be one of {SCHEDULE_KINDS}, got {self.schedule!r}")
+            raise ValueError(
+                f"schedule must be one of {SCHEDULE_KINDS}, got {self.schedule!r}"
+            )
         if not 0.0 <= self.p_uncond <= 1.0:
             raise ValueError(f"p_uncond must be in [0, 1], got {self.p_uncond}")
         if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+            raise ValueError(
+                f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}"
+            )
         if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+            raise ValueError(
+                f"precision must be one of {PRECISIONS}, got {self.precision!r}"
+            )
         if self.keep_checkpoints < 1:
-            raise ValueError(f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}")
+            raise ValueError(
+                f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}"
+            )
         if self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"device must be one of ('auto', 'cpu', 'cuda'), got {self.device!r}")
+            raise ValueError(
+                f"device must be one of ('auto', 'cpu', 'cuda'), got {self.device!r}"
+            )
 
 
 class TrainResult(NamedTuple):
@@ -126,7 +143,11 @@ class TrainResult(NamedTuple):
 def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ValueError("device='cuda' was asked for, but torch sees no CUDA device")
-    return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else ("cpu" if name == "auto" else name))
+    return torch.device(
+        "cuda"
+        if name == "auto" and torch.cuda.is_available()
+        else ("cpu" if name == "auto" else name)
+    )
 
 
 def describe_device(device: torch.device) -> str:
@@ -138,15 +159,22 @@ def describe_device(device: torch.device) -> str:
 
 def _code_version() -> str:
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                cwd=Path(__file__).parent, timeout=5).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            timeout=5,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         commit = ""
     return f"ddpm_lite {__version__}" + (f" (git {commit})" if commit else "")
 
 
 def _flatten_optimizer(state: dict) -> tuple[dict[str, Tensor], list]:
-    tensors = {f"optimizer.{i}.{k}": v for i, s in state["state"].items() for k, v in s.items()}
+    tensors = {
+        f"optimizer.{i}.{k}": v for i, s in state["state"].items() for k, v in s.items()
+    }
     return tensors, state["param_groups"]
 
 
@@ -160,8 +188,15 @@ def _unflatten_optimizer(tensors: dict[str, Tensor], param_groups: list) -> dict
 
 
 def train(
-    unet_config: UNetConfig, config: TrainConfig, images: Tensor, out_dir: str | Path,
-    resume: bool = True, progress: bool = True, data_note: str = "", labels: Tensor | None = None, command: str = "",
+    unet_config: UNetConfig,
+    config: TrainConfig,
+    images: Tensor,
+    out_dir: str | Path,
+    resume: bool = True,
+    progress: bool = True,
+    data_note: str = "",
+    labels: Tensor | None = None,
+    command: str = "",
 ) -> TrainResult:
     """Train eps_theta on images (N, C, H, W) in [-1, 1]; checkpoints go to out_dir.
 
@@ -173,26 +208,38 @@ def train(
     """
     conditional = unet_config.num_classes is not None
     if conditional and (labels is None or labels.shape != images.shape[:1]):
-        raise ValueError(f"a class-conditional U-Net needs labels of shape ({images.shape[0]},), got "
-                         f"{None if labels is None else tuple(labels.shape)}")
+        raise ValueError(
+            f"a class-conditional U-Net needs labels of shape ({images.shape[0]},), got "
+            f"{None if labels is None else tuple(labels.shape)}"
+        )
     if not conditional and labels is not None:
         raise ValueError("labels were given, but unet_config.num_classes is None")
     out_dir = Path(out_dir)
     device = resolve_device(config.device)
     on_cuda = device.type == "cuda"
-    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-    data = images.to(device).contiguous(memory_format=memory_format)  # the whole dataset stays on the device
+    memory_format = (
+        torch.channels_last if config.channels_last else torch.contiguous_format
+    )
+    data = images.to(device).contiguous(
+        memory_format=memory_format
+    )  # the whole dataset stays on the device
     data_labels = labels.to(device) if conditional else None
-    schedule = NoiseSchedule(make_betas(config.schedule, config.T)).to(device, torch.float32)
+    schedule = NoiseSchedule(make_betas(config.schedule, config.T)).to(
+        device, torch.float32
+    )
 
-    torch.manual_seed(config.seed)  # initial weights; dropout also draws from this global generator
+    torch.manual_seed(
+        config.seed
+    )  # initial weights; dropout also draws from this global generator
     model = UNet(unet_config).to(device, memory_format=memory_format)
     ema = copy.deepcopy(model).requires_grad_(False).eval()
     if on_cuda:  # TF32 matmuls and tuned convolutions: the defaults trade speed for bits DDPM does not need
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
     optimizer = make_optimizer(model, config)
-    lr_schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, config))
+    lr_schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, config)
+    )
     generator = torch.Generator(device).manual_seed(config.seed)  # batches, t and eps
     losses: list[float] = []
     start, seconds_before = 0, 0.0
@@ -200,9 +247,15 @@ def train(
     stem = latest_checkpoint(out_dir) if resume else None
     if stem is not None:
         tensors, info = load_checkpoint(stem, device)
-        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-        ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
-        optimizer.load_state_dict(_unflatten_optimizer(tensors, info["optimizer_param_groups"]))
+        model.load_state_dict(
+            {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+        )
+        ema.load_state_dict(
+            {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
+        )
+        optimizer.load_state_dict(
+            _unflatten_optimizer(tensors, info["optimizer_param_groups"])
+        )
         _match_parameter_layout(optimizer)
         lr_schedule.load_state_dict(info["lr_schedule"])
         generator.set_state(tensors["rng.generator"].cpu())
@@ -217,23 +270,67 @@ def train(
     bf16 = config.precision == "bf16" or (config.precision == "auto" and on_cuda)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     began = time.perf_counter()
-    code_version = _code_version()  # of the code this process runs, not of whatever is checked out later
-    pending: list[Tensor] = []  # losses stay on the device until a checkpoint: no per-step sync
+    code_version = (
+        _code_version()
+    )  # of the code this process runs, not of whatever is checked out later
+    pending: list[
+        Tensor
+    ] = []  # losses stay on the device until a checkpoint: no per-step sync
     checkpoint = stem
-    bar = tqdm(range(start, config.steps), initial=start, total=config.steps, disable=not progress, unit="step")
+    bar = tqdm(
+        range(start, config.steps),
+        initial=start,
+        total=config.steps,
+        disable=not progress,
+        unit="step",
+    )
     for step in bar:
-        pending.append(train_step(model, ema, optimizer, lr_schedule, step_fn, schedule, data, data_labels, generator,
-                                  config, step, autocast))
+        pending.append(
+            train_step(
+                model,
+                ema,
+                optimizer,
+                lr_schedule,
+                step_fn,
+                schedule,
+                data,
+                data_labels,
+                generator,
+                config,
+                step,
+                autocast,
+            )
+        )
         done = step + 1
         if done % config.checkpoint_every == 0 or done == config.steps:
             losses.extend(torch.stack(pending).float().cpu().tolist())
             pending.clear()
             elapsed = time.perf_counter() - began
-            bar.set_postfix(loss=f"{losses[-1]:.4f}", img_per_s=f"{(done - start) * config.batch_size / elapsed:.0f}")
-            run = {"data": {"images": data.shape[0], "note": data_note}, "command": command, "code_version": code_version,
-                   "wall_seconds_this_run": round(elapsed, 2), "wall_seconds_total": round(seconds_before + elapsed, 2)}
-            checkpoint = _save(out_dir, done, model, ema, optimizer, lr_schedule, generator, device, losses,
-                               unet_config, config, run)
+            bar.set_postfix(
+                loss=f"{losses[-1]:.4f}",
+                img_per_s=f"{(done - start) * config.batch_size / elapsed:.0f}",
+            )
+            run = {
+                "data": {"images": data.shape[0], "note": data_note},
+                "command": command,
+                "code_version": code_version,
+                "wall_seconds_this_run": round(elapsed, 2),
+                "wall_seconds_total": round(seconds_before + elapsed, 2),
+            }
+            checkpoint = _save(
+                out_dir,
+                done,
+                model,
+                ema,
+                optimizer,
+                lr_schedule,
+                generator,
+                device,
+                losses,
+                unet_config,
+                config,
+                run,
+            )
             prune_checkpoints(out_dir, config.keep_checkpoints, keep_step=config.steps)
     return TrainResult(model, ema, losses, checkpoint, time.perf_counter() - began)
 
@@ -254,20 +351,37 @@ def _match_parameter_layout(optimizer: torch.optim.Optimizer) -> None:
 
 def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.AdamW:
     """AdamW, fused: one kernel for all parameters, and its step count never read on the host (CUDA and CPU)."""
-    return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
+    return torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True
+    )
 
 
-def train_step(model: UNet, ema: UNet, optimizer: torch.optim.Optimizer, lr_schedule, step_fn: Callable,
-               schedule: NoiseSchedule, data: Tensor, data_labels: Tensor | None, generator: torch.Generator,
-               config: TrainConfig, step: int, autocast) -> Tensor:
+def train_step(
+    model: UNet,
+    ema: UNet,
+    optimizer: torch.optim.Optimizer,
+    lr_schedule,
+    step_fn: Callable,
+    schedule: NoiseSchedule,
+    data: Tensor,
+    data_labels: Tensor | None,
+    generator: torch.Generator,
+    config: TrainConfig,
+    step: int,
+    autocast,
+) -> Tensor:
     """One optimizer step on a random batch, then the EMA update; returns the loss, still on the device.
 
     Nothing here reads a device value on the host, so on a GPU the host runs ahead of the kernels.
     """
-    batch = torch.randint(0, data.shape[0], (config.batch_size,), generator=generator, device=data.device)
+    batch = torch.randint(
+        0, data.shape[0], (config.batch_size,), generator=generator, device=data.device
+    )
     eps_model = step_fn
     if data_labels is not None:
-        y = drop_labels(data_labels[batch], config.p_uncond, model.config.num_classes, generator)
+        y = drop_labels(
+            data_labels[batch], config.p_uncond, model.config.num_classes, generator
+        )
         eps_model = lambda xt, t: step_fn(xt, t, y)  # noqa: E731
     with autocast:
         loss = training_loss(eps_model, schedule, data[batch], generator)
@@ -277,12 +391,28 @@ def train_step(model: UNet, ema: UNet, optimizer: torch.optim.Optimizer, lr_sche
     optimizer.step()
     lr_schedule.step()
     with torch.no_grad():
-        torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1 - ema_decay_at(step, config.ema_decay))
+        torch._foreach_lerp_(
+            list(ema.parameters()),
+            list(model.parameters()),
+            1 - ema_decay_at(step, config.ema_decay),
+        )
     return loss.detach().clone()  # clone: see train_noisy_classifier
 
 
-def _save(out_dir, step, model, ema, optimizer, lr_schedule, generator, device, losses, unet_config, config,
-          run: dict) -> Path:
+def _save(
+    out_dir,
+    step,
+    model,
+    ema,
+    optimizer,
+    lr_schedule,
+    generator,
+    device,
+    losses,
+    unet_config,
+    config,
+    run: dict,
+) -> Path:
     optimizer_tensors, param_groups = _flatten_optimizer(optimizer.state_dict())
     tensors = {
         **{f"model.{k}": v for k, v in model.state_dict().items()},
@@ -294,7 +424,7 @@ def _save(out_dir, step, model, ema, optimizer, lr_schedule, generator, device, 
     }
     if device.type == "cuda":
         tensors["rng.cuda"] = torch.cuda.get_rng_state()
-    recent = losses[-min(len(losses), 100):]
+    recent = losses[-min(len(losses), 100) :]
     info = {
         "step": step,
         "unet_config": asdict(unet_config),
@@ -312,29 +442,52 @@ def _save(out_dir, step, model, ema, optimizer, lr_schedule, generator, device, 
     return stem
 
 
-def prune_checkpoints(out_dir: str | Path, keep: int, keep_step: int | None = None) -> list[Path]:
+def prune_checkpoints(
+    out_dir: str | Path, keep: int, keep_step: int | None = None
+) -> list[Path]:
     """Delete all but the newest `keep` complete checkpoints (and never the one at keep_step); return the deleted stems."""
     stems = sorted(p.with_suffix("") for p in Path(out_dir).glob("checkpoint-*.json"))
-    doomed = [s for s in stems[:-keep] if s.name != f"checkpoint-{keep_step:07d}"] if len(stems) > keep else []
+    doomed = (
+        [s for s in stems[:-keep] if s.name != f"checkpoint-{keep_step:07d}"]
+        if len(stems) > keep
+        else []
+    )
     for stem in doomed:
-        stem.with_suffix(".json").unlink()  # the sidecar first: a stem without one is incomplete, never loaded
+        stem.with_suffix(
+            ".json"
+        ).unlink()  # the sidecar first: a stem without one is incomplete, never loaded
         stem.with_suffix(".safetensors").unlink(missing_ok=True)
     return doomed
 
 
 class TrainedModel(NamedTuple):
     model: UNet  # eval mode
-    schedule: NoiseSchedule  # the one it was trained with, float32, on the model's device
+    schedule: (
+        NoiseSchedule  # the one it was trained with, float32, on the model's device
+    )
     info: dict  # the sidecar
 
 
-def load_trained(path_stem: str | Path, use_ema: bool = True, device: str | torch.device = "cpu") -> TrainedModel:
+def load_trained(
+    path_stem: str | Path, use_ema: bool = True, device: str | torch.device = "cpu"
+) -> TrainedModel:
     """A U-Net from a training checkpoint (EMA weights by default), checksum verified, with its noise schedule."""
-    model, info = load_module(path_stem, UNet, UNetConfig, "unet_config", device, prefix="ema." if use_ema else "model.")
-    schedule = NoiseSchedule(make_betas(info["train_config"]["schedule"], info["train_config"]["T"]))
+    model, info = load_module(
+        path_stem,
+        UNet,
+        UNetConfig,
+        "unet_config",
+        device,
+        prefix="ema." if use_ema else "model.",
+    )
+    schedule = NoiseSchedule(
+        make_betas(info["train_config"]["schedule"], info["train_config"]["T"])
+    )
     return TrainedModel(model, schedule.to(device, torch.float32), info)
 
 
-def load_model(path_stem: str | Path, use_ema: bool = True, device: str | torch.device = "cpu") -> UNet:
+def load_model(
+    path_stem: str | Path, use_ema: bool = True, device: str | torch.device = "cpu"
+) -> UNet:
     """A U-Net from a checkpoint (EMA weights by default), checksum verified, in eval mode."""
     return load_trained(path_stem, use_ema, device).model

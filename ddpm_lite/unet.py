@@ -4,6 +4,7 @@ Built upward: time embedding, residual block, attention, then the U-Net itself. 
 for MNIST, (B, 1, 28, 28): the down path goes 28 -> 14 -> 7 and self-attention runs only
 at 7 x 7, where it is cheap. Imports nothing from the rest of the package.
 """
+
 from __future__ import annotations
 
 import math
@@ -19,27 +20,43 @@ class UNetConfig:
     image_size: int = 28
     in_channels: int = 1
     base_channels: int = 64
-    channel_mults: tuple[int, ...] = (1, 2, 2)  # one level per entry; each level but the last halves the size
+    channel_mults: tuple[int, ...] = (
+        1,
+        2,
+        2,
+    )  # one level per entry; each level but the last halves the size
     num_res_blocks: int = 2
-    attention_resolutions: tuple[int, ...] = (7,)  # sizes at which to add self-attention
+    attention_resolutions: tuple[int, ...] = (
+        7,
+    )  # sizes at which to add self-attention
     dropout: float = 0.1
     groups: int = 32  # GroupNorm groups; must divide every channel count
-    num_classes: int | None = None  # class conditioning for guidance; None adds no parameters
+    num_classes: int | None = (
+        None  # class conditioning for guidance; None adds no parameters
+    )
 
     def __post_init__(self) -> None:
         if self.image_size % 2 ** (len(self.channel_mults) - 1):
-            raise ValueError(f"image_size {self.image_size} must be divisible by 2^(levels - 1) = {2 ** (len(self.channel_mults) - 1)}")
+            raise ValueError(
+                f"image_size {self.image_size} must be divisible by 2^(levels - 1) = {2 ** (len(self.channel_mults) - 1)}"
+            )
         if not self.channel_mults or min(self.channel_mults) < 1:
-            raise ValueError(f"channel_mults must be a non-empty tuple of positive ints, got {self.channel_mults}")
+            raise ValueError(
+                f"channel_mults must be a non-empty tuple of positive ints, got {self.channel_mults}"
+            )
         for mult in self.channel_mults:
             if (self.base_channels * mult) % self.groups:
-                raise ValueError(f"groups={self.groups} must divide every channel count; {self.base_channels * mult} is not divisible")
+                raise ValueError(
+                    f"groups={self.groups} must divide every channel count; {self.base_channels * mult} is not divisible"
+                )
         if self.num_res_blocks < 1:
             raise ValueError(f"num_res_blocks must be >= 1, got {self.num_res_blocks}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.num_classes is not None and self.num_classes < 1:
-            raise ValueError(f"num_classes must be None or >= 1, got {self.num_classes}")
+            raise ValueError(
+                f"num_classes must be None or >= 1, got {self.num_classes}"
+            )
 
 
 def timestep_embedding(t: Tensor, dim: int, max_period: float = 10_000.0) -> Tensor:
@@ -50,7 +67,11 @@ def timestep_embedding(t: Tensor, dim: int, max_period: float = 10_000.0) -> Ten
     Book: eq. time-embedding
     """
     half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    freqs = torch.exp(
+        -math.log(max_period)
+        * torch.arange(half, device=t.device, dtype=torch.float32)
+        / half
+    )
     angles = t.float()[:, None] * freqs[None]
     return torch.cat([torch.cos(angles), torch.sin(angles)], dim=1)
 
@@ -58,7 +79,9 @@ def timestep_embedding(t: Tensor, dim: int, max_period: float = 10_000.0) -> Ten
 class ResBlock(nn.Module):
     """GroupNorm -> SiLU -> conv, plus the time (and class) embedding, twice; a residual path."""
 
-    def __init__(self, in_ch: int, out_ch: int, emb_dim: int, dropout: float, groups: int):
+    def __init__(
+        self, in_ch: int, out_ch: int, emb_dim: int, dropout: float, groups: int
+    ):
         super().__init__()
         self.norm1 = nn.GroupNorm(groups, in_ch)
         self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
@@ -66,7 +89,9 @@ class ResBlock(nn.Module):
         self.norm2 = nn.GroupNorm(groups, out_ch)
         self.dropout = nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
-        nn.init.zeros_(self.conv2.weight)  # each block starts as the identity: stable early training
+        nn.init.zeros_(
+            self.conv2.weight
+        )  # each block starts as the identity: stable early training
         nn.init.zeros_(self.conv2.bias)
         self.skip = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
 
@@ -90,7 +115,9 @@ class Attention(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         B, C, H, W = x.shape
-        q, k, v = self.qkv(self.norm(x)).reshape(B, 3, C, H * W).transpose(-1, -2).unbind(1)  # each (B, HW, C)
+        q, k, v = (
+            self.qkv(self.norm(x)).reshape(B, 3, C, H * W).transpose(-1, -2).unbind(1)
+        )  # each (B, HW, C)
         h = F.scaled_dot_product_attention(q[:, None], k[:, None], v[:, None])[:, 0]
         return x + self.out(h.transpose(-1, -2).reshape(B, C, H, W))
 
@@ -102,9 +129,13 @@ class UNet(nn.Module):
         super().__init__()
         self.config = c = config
         ch, emb_dim = c.base_channels, 4 * c.base_channels
-        self.time_mlp = nn.Sequential(nn.Linear(ch, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.time_mlp = nn.Sequential(
+            nn.Linear(ch, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim)
+        )
         # Index num_classes is the "no label" token that classifier-free guidance trains with.
-        self.class_emb = nn.Embedding(c.num_classes + 1, emb_dim) if c.num_classes else None
+        self.class_emb = (
+            nn.Embedding(c.num_classes + 1, emb_dim) if c.num_classes else None
+        )
         self.conv_in = nn.Conv2d(c.in_channels, ch, 3, padding=1)
 
         self.down, skip_channels, size = nn.ModuleList(), [ch], c.image_size
@@ -114,18 +145,34 @@ class UNet(nn.Module):
                 ch = c.base_channels * mult
                 skip_channels.append(ch)
             if level < len(c.channel_mults) - 1:
-                self.down.append(nn.Conv2d(ch, ch, 3, stride=2, padding=1))  # halve H and W
+                self.down.append(
+                    nn.Conv2d(ch, ch, 3, stride=2, padding=1)
+                )  # halve H and W
                 skip_channels.append(ch)
                 size //= 2
-        self.middle = nn.ModuleList([ResBlock(ch, ch, emb_dim, c.dropout, c.groups), Attention(ch, c.groups),
-                                     ResBlock(ch, ch, emb_dim, c.dropout, c.groups)])
+        self.middle = nn.ModuleList(
+            [
+                ResBlock(ch, ch, emb_dim, c.dropout, c.groups),
+                Attention(ch, c.groups),
+                ResBlock(ch, ch, emb_dim, c.dropout, c.groups),
+            ]
+        )
         self.up = nn.ModuleList()
         for level, mult in reversed(list(enumerate(c.channel_mults))):
-            for _ in range(c.num_res_blocks + 1):  # one more block than down: it also eats the downsample's skip
-                self.up.append(self._block(ch + skip_channels.pop(), c.base_channels * mult, size))
+            for _ in range(
+                c.num_res_blocks + 1
+            ):  # one more block than down: it also eats the downsample's skip
+                self.up.append(
+                    self._block(ch + skip_channels.pop(), c.base_channels * mult, size)
+                )
                 ch = c.base_channels * mult
             if level > 0:
-                self.up.append(nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(ch, ch, 3, padding=1)))
+                self.up.append(
+                    nn.Sequential(
+                        nn.Upsample(scale_factor=2, mode="nearest"),
+                        nn.Conv2d(ch, ch, 3, padding=1),
+                    )
+                )
                 size *= 2
         self.norm_out = nn.GroupNorm(c.groups, ch)
         self.conv_out = nn.Conv2d(ch, c.in_channels, 3, padding=1)
@@ -141,18 +188,24 @@ class UNet(nn.Module):
 
     @staticmethod
     def _run(block: nn.Module, h: Tensor, emb: Tensor) -> Tensor:
-        if isinstance(block, nn.ModuleList):  # a ResBlock, possibly followed by attention
+        if isinstance(
+            block, nn.ModuleList
+        ):  # a ResBlock, possibly followed by attention
             h = block[0](h, emb)
             return block[1](h) if len(block) > 1 else h
         return block(h)  # a down- or upsampling layer
 
     def forward(self, x: Tensor, t: Tensor, y: Tensor | None = None) -> Tensor:
-        emb = self.time_mlp(timestep_embedding(t, self.config.base_channels).to(x.dtype))
+        emb = self.time_mlp(
+            timestep_embedding(t, self.config.base_channels).to(x.dtype)
+        )
         if self.class_emb is not None:
             labels = y if y is not None else torch.full_like(t, self.config.num_classes)
             emb = emb + self.class_emb(labels)
         elif y is not None:
-            raise ValueError("y was given, but the model has no class conditioning (num_classes=None)")
+            raise ValueError(
+                "y was given, but the model has no class conditioning (num_classes=None)"
+            )
         h = self.conv_in(x)
         skips = [h]
         for block in self.down:

@@ -2,6 +2,7 @@
 
 The ELBO uses the same two tools as diffusion: a reparameterized sample and a Gaussian KL.
 """
+
 from __future__ import annotations
 
 import math
@@ -19,8 +20,12 @@ class VAE(nn.Module):
     def __init__(self, data_dim: int = 784, hidden: int = 400, latent_dim: int = 2):
         super().__init__()
         self.latent_dim = latent_dim
-        self.encoder = nn.Sequential(nn.Linear(data_dim, hidden), nn.ReLU(), nn.Linear(hidden, 2 * latent_dim))
-        self.decoder = nn.Sequential(nn.Linear(latent_dim, hidden), nn.ReLU(), nn.Linear(hidden, data_dim))
+        self.encoder = nn.Sequential(
+            nn.Linear(data_dim, hidden), nn.ReLU(), nn.Linear(hidden, 2 * latent_dim)
+        )
+        self.decoder = nn.Sequential(
+            nn.Linear(latent_dim, hidden), nn.ReLU(), nn.Linear(hidden, data_dim)
+        )
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """The mean and log-variance of q_phi(z | x)."""
@@ -40,8 +45,12 @@ def elbo(vae: VAE, x: Tensor, generator: torch.Generator) -> Tensor:
     mean, logvar = vae.encode(x)
     eps = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
     z = reparameterize(mean, torch.exp(0.5 * logvar), eps)
-    log_likelihood = -F.binary_cross_entropy_with_logits(vae.decode(z), x, reduction="none").sum(1)
-    kl = normal_kl(mean, logvar, torch.zeros_like(mean), torch.zeros_like(logvar)).sum(1)
+    log_likelihood = -F.binary_cross_entropy_with_logits(
+        vae.decode(z), x, reduction="none"
+    ).sum(1)
+    kl = normal_kl(mean, logvar, torch.zeros_like(mean), torch.zeros_like(logvar)).sum(
+        1
+    )
     return log_likelihood - kl
 
 
@@ -56,5 +65,7 @@ def iwae_bound(vae: VAE, x: Tensor, k: int, generator: torch.Generator) -> Tenso
     log_q = (-0.5 * eps**2 - torch.log(std) - 0.5 * math.log(2 * math.pi)).sum(-1)
     log_prior = (-0.5 * z**2 - 0.5 * math.log(2 * math.pi)).sum(-1)
     logits = vae.decode(z.reshape(-1, vae.latent_dim)).reshape(k, *x.shape)
-    log_likelihood = -F.binary_cross_entropy_with_logits(logits, x.expand(k, *x.shape), reduction="none").sum(-1)
+    log_likelihood = -F.binary_cross_entropy_with_logits(
+        logits, x.expand(k, *x.shape), reduction="none"
+    ).sum(-1)
     return torch.logsumexp(log_likelihood + log_prior - log_q, dim=0) - math.log(k)

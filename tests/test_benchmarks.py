@@ -1,30 +1,82 @@
 """The benchmark scripts run end to end (tiny settings; their numbers are not checked: speed is not a test)."""
+
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow  # `make unit` leaves these out: subprocesses, real sampling, the built site
+pytestmark = (
+    pytest.mark.slow
+)  # `make unit` leaves these out: subprocesses, real sampling, the built site
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("script,args,expected", [
-    ("train_throughput.py", ["--preset", "tiny", "--steps", "4", "--batch-size", "4", "--device", "cpu"], "GFLOP/s achieved"),
-    ("sample_throughput.py", ["--random-init", "--preset", "tiny", "--n", "2", "--ddpm-n", "1", "--batch-size", "2", "--device", "cpu"], "DDPM-1000:"),
-    ("sample_quality.py", ["--device", "cpu"], "FD-MNIST floor ("),
-])
+@pytest.mark.parametrize(
+    "script,args,expected",
+    [
+        (
+            "train_throughput.py",
+            [
+                "--preset",
+                "tiny",
+                "--steps",
+                "4",
+                "--batch-size",
+                "4",
+                "--device",
+                "cpu",
+            ],
+            "GFLOP/s achieved",
+        ),
+        (
+            "sample_throughput.py",
+            [
+                "--random-init",
+                "--preset",
+                "tiny",
+                "--n",
+                "2",
+                "--ddpm-n",
+                "1",
+                "--batch-size",
+                "2",
+                "--device",
+                "cpu",
+            ],
+            "DDPM-1000:",
+        ),
+        ("sample_quality.py", ["--device", "cpu"], "FD-MNIST floor ("),
+    ],
+)
 def test_benchmark_script_prints_its_numbers_with_the_hardware(script, args, expected):
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], capture_output=True, text=True,
-                            cwd=ROOT, timeout=600)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
-    assert expected in result.stdout and "| cpu:" in result.stdout and "torch" in result.stdout
+    assert (
+        expected in result.stdout
+        and "| cpu:" in result.stdout
+        and "torch" in result.stdout
+    )
 
 
 def test_sample_throughput_needs_a_checkpoint_or_random_init():
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sample_throughput.py")], capture_output=True, text=True, cwd=ROOT)
-    assert result.returncode == 2 and "give one of: a checkpoint, --pretrained or --random-init" in result.stderr
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "sample_throughput.py")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert (
+        result.returncode == 2
+        and "give one of: a checkpoint, --pretrained or --random-init" in result.stderr
+    )
 
 
 def test_flop_count_matches_a_hand_count_for_a_linear_layer():
@@ -33,14 +85,24 @@ def test_flop_count_matches_a_hand_count_for_a_linear_layer():
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    layer, x = torch.nn.Linear(64, 32, bias=False), torch.randn(16, 64, requires_grad=True)
+    layer, x = (
+        torch.nn.Linear(64, 32, bias=False),
+        torch.randn(16, 64, requires_grad=True),
+    )
     with FlopCounterMode(display=False) as counter:
         layer(x).sum().backward()
     assert counter.get_total_flops() == 3 * 2 * 16 * 64 * 32
 
 
-DATA_FILES = ["sampler_sweep.json", "quality_mnist.json", "quality_mnist_cond_w1.json", "fd_during_training.json",
-              "guidance_sweep.json", "nll.json", "memorization.json"]
+DATA_FILES = [
+    "sampler_sweep.json",
+    "quality_mnist.json",
+    "quality_mnist_cond_w1.json",
+    "fd_during_training.json",
+    "guidance_sweep.json",
+    "nll.json",
+    "memorization.json",
+]
 
 
 @pytest.mark.parametrize("name", DATA_FILES)
@@ -52,11 +114,17 @@ def test_every_data_file_is_for_the_shipped_weights_and_says_how_it_was_made(nam
     from ddpm_lite.pretrained import pretrained_path
 
     data = json.loads((ROOT / "benchmarks" / "results" / name).read_text())
-    assert data["weights_sha256"] == sha256_of(checkpoint_files(pretrained_path("mnist"))[0]), f"{name} is stale: rerun its command"
+    assert data["weights_sha256"] == sha256_of(
+        checkpoint_files(pretrained_path("mnist"))[0]
+    ), f"{name} is stale: rerun its command"
     script = data["command"].split()[1]
-    assert data["command"].startswith("python benchmarks/") and (ROOT / script).is_file()
+    assert (
+        data["command"].startswith("python benchmarks/") and (ROOT / script).is_file()
+    )
     assert "| cpu:" in data["hardware"] or "| cuda:" in data["hardware"]
 
 
 def test_every_results_file_is_checked():
-    assert sorted(p.name for p in (ROOT / "benchmarks" / "results").glob("*.json")) == sorted(DATA_FILES)
+    assert sorted(
+        p.name for p in (ROOT / "benchmarks" / "results").glob("*.json")
+    ) == sorted(DATA_FILES)

@@ -1,4 +1,5 @@
 """The MNIST classifier behind FD-MNIST and MNIST-IS: shapes, augmentation, training, and the shipped weights."""
+
 import shutil
 
 import pytest
@@ -27,8 +28,16 @@ def shipped():
 
 @pytest.fixture(scope="module")
 def subset():
-    train, test = load_mnist("train"), load_mnist("test")  # the shipped real-MNIST subset
-    return to_model_range(train.images), train.labels, to_model_range(test.images), test.labels
+    train, test = (
+        load_mnist("train"),
+        load_mnist("test"),
+    )  # the shipped real-MNIST subset
+    return (
+        to_model_range(train.images),
+        train.labels,
+        to_model_range(test.images),
+        test.labels,
+    )
 
 
 def test_shapes_of_features_and_logits():
@@ -41,9 +50,14 @@ def test_random_shift_moves_whole_images_by_at_most_max_shift():
     x = torch.zeros(200, 1, 28, 28)
     x[:, :, 14, 14] = 1.0  # one lit pixel: its new position is the shift
     shifted = random_shift(x, 2, torch.Generator().manual_seed(0))
-    rows, cols = shifted[:, 0].flatten(1).argmax(1).div(28, rounding_mode="floor"), shifted[:, 0].flatten(1).argmax(1) % 28
+    rows, cols = (
+        shifted[:, 0].flatten(1).argmax(1).div(28, rounding_mode="floor"),
+        shifted[:, 0].flatten(1).argmax(1) % 28,
+    )
     assert (shifted.flatten(1).sum(1) == 1).all()
-    assert set((rows - 14).tolist()) == set(range(-2, 3)) and set((cols - 14).tolist()) == set(range(-2, 3))
+    assert set((rows - 14).tolist()) == set(range(-2, 3)) and set(
+        (cols - 14).tolist()
+    ) == set(range(-2, 3))
 
 
 def test_random_shift_of_zero_is_the_identity():
@@ -69,7 +83,9 @@ def test_shipped_sidecar_records_its_training(shipped):
     import json
 
     info = json.loads(SHIPPED.with_suffix(".json").read_text())
-    assert info["metrics"]["test_accuracy"] >= 0.993 and info["data"]["test"].startswith("10000 images")
+    assert info["metrics"]["test_accuracy"] >= 0.993 and info["data"][
+        "test"
+    ].startswith("10000 images")
     assert info["command"].startswith("python -m ddpm_lite train-classifier")
 
 
@@ -96,11 +112,14 @@ def test_training_learns_a_small_problem_and_round_trips(tmp_path, subset):
         assert torch.equal(loaded(x), result.model(x))
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"epochs": 0}, "epochs must be >= 1"),
-    ({"channels": (8,)}, "channels must be two positive ints"),
-    ({"max_shift": -1}, "max_shift must be >= 0"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"epochs": 0}, "epochs must be >= 1"),
+        ({"channels": (8,)}, "channels must be two positive ints"),
+        ({"max_shift": -1}, "max_shift must be >= 0"),
+    ],
+)
 def test_bad_config_is_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ClassifierConfig(**kwargs)
@@ -108,21 +127,38 @@ def test_bad_config_is_rejected(kwargs, message):
 
 def test_training_rejects_images_of_the_wrong_shape():
     with pytest.raises(ValueError, match=r"images must have shape \(N, 1, 28, 28\)"):
-        train_classifier(ClassifierConfig(), torch.zeros(4, 28, 28), torch.zeros(4, dtype=torch.long))
+        train_classifier(
+            ClassifierConfig(), torch.zeros(4, 28, 28), torch.zeros(4, dtype=torch.long)
+        )
 
 
 def _blur(x, width):
     kernel = torch.ones(1, 1, width, width) / width**2
-    return torch.nn.functional.conv2d(torch.nn.functional.pad(x, (width // 2,) * 4, mode="replicate"), kernel)
+    return torch.nn.functional.conv2d(
+        torch.nn.functional.pad(x, (width // 2,) * 4, mode="replicate"), kernel
+    )
 
 
-@pytest.mark.parametrize("corrupt,levels", [
-    (lambda x, s, g: (x + s * torch.randn(x.shape, generator=g)).clamp(-1, 1), (0.0, 0.2, 0.4, 0.8)),
-    (lambda x, w, g: _blur(x, w) if w > 1 else x, (1, 3, 5, 7)),
-])
-def test_fd_mnist_rises_monotonically_with_noise_and_blur(shipped, subset, corrupt, levels):
+@pytest.mark.parametrize(
+    "corrupt,levels",
+    [
+        (
+            lambda x, s, g: (x + s * torch.randn(x.shape, generator=g)).clamp(-1, 1),
+            (0.0, 0.2, 0.4, 0.8),
+        ),
+        (lambda x, w, g: _blur(x, w) if w > 1 else x, (1, 3, 5, 7)),
+    ],
+)
+def test_fd_mnist_rises_monotonically_with_noise_and_blur(
+    shipped, subset, corrupt, levels
+):
     """The issue's sanity check: a worse copy of the test set is farther from the training set."""
     reference = feature_stats(predict(shipped, subset[0][:2000])[0])
     g = torch.Generator().manual_seed(0)
-    distances = [frechet_distance(feature_stats(predict(shipped, corrupt(subset[2], level, g))[0]), reference) for level in levels]
+    distances = [
+        frechet_distance(
+            feature_stats(predict(shipped, corrupt(subset[2], level, g))[0]), reference
+        )
+        for level in levels
+    ]
     assert all(a < b for a, b in zip(distances, distances[1:])), distances

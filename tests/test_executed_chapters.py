@@ -11,6 +11,7 @@ execution in the cache is stale and fails. (`make nbval` still runs nbval itself
 Needs a built book; `make test` sets DDPM_BOOK_SITE_TESTS=required, so a missing build fails there
 and a bare `pytest` skips with the reason.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,7 +20,9 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow  # `make unit` leaves these out: subprocesses, real sampling, the built site
+pytestmark = (
+    pytest.mark.slow
+)  # `make unit` leaves these out: subprocesses, real sampling, the built site
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "_build" / ".jupyter_cache"
@@ -28,11 +31,17 @@ REQUIRED = os.environ.get("DDPM_BOOK_SITE_TESTS") == "required"
 
 
 def code_cells(path: Path) -> list[dict]:
-    return [c for c in json.loads(path.read_text(encoding="utf-8"))["cells"] if c["cell_type"] == "code"]
+    return [
+        c
+        for c in json.loads(path.read_text(encoding="utf-8"))["cells"]
+        if c["cell_type"] == "code"
+    ]
 
 
 def source(cell: dict) -> str:
-    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+    return (
+        "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+    )
 
 
 @pytest.fixture(params=CHAPTERS)
@@ -47,15 +56,21 @@ def chapter(request):
         pytest.skip(message)
     path = ROOT / "book" / f"{request.param}.ipynb"
     try:
-        _, executed = get_cache(CACHE).merge_match_into_notebook(nbformat.read(path, as_version=4))
+        _, executed = get_cache(CACHE).merge_match_into_notebook(
+            nbformat.read(path, as_version=4)
+        )
     except KeyError:
-        pytest.fail(f"the cache holds no execution of the current {path.name}: stale, rebuild with `make book`")
+        pytest.fail(
+            f"the cache holds no execution of the current {path.name}: stale, rebuild with `make book`"
+        )
     return code_cells(path), [c for c in executed.cells if c.cell_type == "code"]
 
 
 def test_executed_copy_is_of_the_current_source(chapter):
     original, executed = chapter
-    assert [source(c) for c in executed] == [source(c) for c in original], "stale: rebuild with `make book`"
+    assert [source(c) for c in executed] == [source(c) for c in original], (
+        "stale: rebuild with `make book`"
+    )
 
 
 def test_every_code_cell_ran_in_order(chapter):
@@ -70,6 +85,10 @@ def test_no_cell_raised_unless_tagged(chapter):
     for cell in executed:
         errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
         if "raises-exception" in cell.get("metadata", {}).get("tags", []):
-            assert errors, f"a cell tagged raises-exception did not raise:\n{source(cell)[:300]}"
+            assert errors, (
+                f"a cell tagged raises-exception did not raise:\n{source(cell)[:300]}"
+            )
         else:
-            assert not errors, f"{errors[0]['ename']}: {errors[0]['evalue']}\nin:\n{source(cell)[:300]}"
+            assert not errors, (
+                f"{errors[0]['ename']}: {errors[0]['evalue']}\nin:\n{source(cell)[:300]}"
+            )

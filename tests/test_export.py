@@ -1,4 +1,5 @@
 """The ONNX export runs in onnxruntime and agrees with PyTorch."""
+
 import pytest
 import torch
 
@@ -19,7 +20,10 @@ def shipped():
 def exported(shipped, tmp_path_factory):
     """The shipped model exported once with float32 weights and once with float16 weights (about 10 s each)."""
     out = tmp_path_factory.mktemp("onnx")
-    return {half: export_onnx(shipped, out / f"half-{half}.onnx", half_weights=half) for half in (False, True)}
+    return {
+        half: export_onnx(shipped, out / f"half-{half}.onnx", half_weights=half)
+        for half in (False, True)
+    }
 
 
 def run(path, *inputs):
@@ -27,13 +31,18 @@ def run(path, *inputs):
 
 
 @pytest.mark.parametrize("half_weights", [False, True])
-def test_the_exported_model_matches_pytorch_at_several_t_and_batch_sizes(shipped, exported, half_weights):
+def test_the_exported_model_matches_pytorch_at_several_t_and_batch_sizes(
+    shipped, exported, half_weights
+):
     path = exported[half_weights]
     g = torch.Generator().manual_seed(0)
     for batch in (1, 5):  # the batch dimension is dynamic
         x = torch.randn(batch, 1, 28, 28, generator=g)
         for step in (0, 500, 999):
-            t, y = torch.full((batch,), step), torch.randint(0, 11, (batch,), generator=g)  # 10 is the "no label" token
+            t, y = (
+                torch.full((batch,), step),
+                torch.randint(0, 11, (batch,), generator=g),
+            )  # 10 is the "no label" token
             with torch.no_grad():
                 expected = shipped(x, t, y)
             error = (run(path, x, t, y) - expected).abs().max().item()
@@ -60,7 +69,9 @@ def test_an_unconditional_unet_has_two_inputs(tmp_path):
     runtime = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert [i.name for i in runtime.get_inputs()] == ["x_t", "t"]
     with torch.no_grad():
-        torch.testing.assert_close(run(path, x, t), model.eval()(x, t), rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(
+            run(path, x, t), model.eval()(x, t), rtol=1e-4, atol=1e-4
+        )
 
 
 def test_the_command_writes_the_model_and_the_schedule_the_sampler_uses(tmp_path):
@@ -68,14 +79,37 @@ def test_the_command_writes_the_model_and_the_schedule_the_sampler_uses(tmp_path
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, "-m", "ddpm_lite", "export-onnx", "--pretrained", "mnist", "--half-weights",
-                             "--out", str(tmp_path / "web" / "mnist.onnx")], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ddpm_lite",
+            "export-onnx",
+            "--pretrained",
+            "mnist",
+            "--half-weights",
+            "--out",
+            str(tmp_path / "web" / "mnist.onnx"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
-    assert "wrote" in result.stdout and (tmp_path / "web" / "mnist.onnx").stat().st_size > 1_000_000
+    assert (
+        "wrote" in result.stdout
+        and (tmp_path / "web" / "mnist.onnx").stat().st_size > 1_000_000
+    )
     record = json.loads((tmp_path / "web" / "mnist.json").read_text())
     schedule = load_pretrained("mnist").schedule
-    assert record["T"] == 1000 and record["inputs"] == ["x_t", "t", "y"] and record["null_label"] == 10
-    assert record["alpha_bars"] == schedule.alpha_bars.tolist()  # exactly the values the Python sampler uses
+    assert (
+        record["T"] == 1000
+        and record["inputs"] == ["x_t", "t", "y"]
+        and record["null_label"] == 10
+    )
+    assert (
+        record["alpha_bars"] == schedule.alpha_bars.tolist()
+    )  # exactly the values the Python sampler uses
 
 
 def test_the_reference_run_records_the_noise_the_sampler_drew(shipped, exported):
@@ -86,8 +120,17 @@ def test_the_reference_run_records_the_noise_the_sampler_drew(shipped, exported)
 
     schedule = load_pretrained("mnist-cond").schedule
     onnx_model = onnx_eps_model(exported[False])
-    record = reference_run({"torch": shipped, "onnx": onnx_model}, 10, (1, 28, 28), schedule, labels=[3, 7], scale=2.0,
-                           num_steps=4, eta=0.5, seed=1)
+    record = reference_run(
+        {"torch": shipped, "onnx": onnx_model},
+        10,
+        (1, 28, 28),
+        schedule,
+        labels=[3, 7],
+        scale=2.0,
+        num_steps=4,
+        eta=0.5,
+        seed=1,
+    )
     shape = record["shape"]
     assert record["timesteps"] == [999, 749, 499, 249] and len(record["noise"]) == 4
     # Replay: the recorded x_T and step noise through the update alone give each recorded sample.
@@ -98,26 +141,62 @@ def test_the_reference_run_records_the_noise_the_sampler_drew(shipped, exported)
         with torch.no_grad():
             for t, t_prev, noise in zip(steps, steps[1:] + [-1], record["noise"]):
                 t_batch = torch.full((2,), t)
-                xt, _ = ddim_update(schedule, xt, t_batch, alpha_bar_at(schedule, t_prev), eps_model(xt, t_batch), 0.5,
-                                    torch.tensor(noise).reshape(shape), clip_denoised=True)
+                xt, _ = ddim_update(
+                    schedule,
+                    xt,
+                    t_batch,
+                    alpha_bar_at(schedule, t_prev),
+                    eps_model(xt, t_batch),
+                    0.5,
+                    torch.tensor(noise).reshape(shape),
+                    clip_denoised=True,
+                )
         assert torch.equal(xt.reshape(-1), torch.tensor(record["samples"][name])), name
     # The float32 export follows PyTorch closely through all four steps.
-    assert max(abs(a - b) for a, b in zip(record["samples"]["torch"], record["samples"]["onnx"])) < 1e-4
+    assert (
+        max(
+            abs(a - b)
+            for a, b in zip(record["samples"]["torch"], record["samples"]["onnx"])
+        )
+        < 1e-4
+    )
 
 
-def test_the_site_files_are_exported_again_only_when_their_stamp_changes(tmp_path, monkeypatch):
+def test_the_site_files_are_exported_again_only_when_their_stamp_changes(
+    tmp_path, monkeypatch
+):
     import importlib.util
     from pathlib import Path
 
-    spec = importlib.util.spec_from_file_location("site_models", Path(__file__).parents[1] / "tools" / "site_models.py")
+    spec = importlib.util.spec_from_file_location(
+        "site_models", Path(__file__).parents[1] / "tools" / "site_models.py"
+    )
     site_models = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(site_models)
     exports = []
-    monkeypatch.setattr(site_models, "export_onnx", lambda model, path, half_weights: exports.append(path))
-    monkeypatch.setattr(site_models, "onnx_eps_model", lambda path: lambda x, t, y: torch.zeros_like(x))
-    monkeypatch.setattr(site_models, "REFERENCE", dict(labels=[1], scale=0.0, num_steps=2, eta=0.0, seed=0))
+    monkeypatch.setattr(
+        site_models,
+        "export_onnx",
+        lambda model, path, half_weights: exports.append(path),
+    )
+    monkeypatch.setattr(
+        site_models, "onnx_eps_model", lambda path: lambda x, t, y: torch.zeros_like(x)
+    )
+    monkeypatch.setattr(
+        site_models,
+        "REFERENCE",
+        dict(labels=[1], scale=0.0, num_steps=2, eta=0.0, seed=0),
+    )
     assert site_models.export_site_models(tmp_path) and len(exports) == 1
-    assert {p.name for p in tmp_path.iterdir()} == {"mnist_ddpm.json", "mnist_ddpm.reference.json", "mnist_test_digits.json"}
-    assert not site_models.export_site_models(tmp_path) and len(exports) == 1  # stamp current: nothing written
-    monkeypatch.setattr(site_models, "TOLERANCE", {"onnx": 1e-3})  # any input of the stamp: here the reference case
+    assert {p.name for p in tmp_path.iterdir()} == {
+        "mnist_ddpm.json",
+        "mnist_ddpm.reference.json",
+        "mnist_test_digits.json",
+    }
+    assert (
+        not site_models.export_site_models(tmp_path) and len(exports) == 1
+    )  # stamp current: nothing written
+    monkeypatch.setattr(
+        site_models, "TOLERANCE", {"onnx": 1e-3}
+    )  # any input of the stamp: here the reference case
     assert site_models.export_site_models(tmp_path) and len(exports) == 2

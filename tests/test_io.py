@@ -22,13 +22,17 @@ def test_failed_write_leaves_the_target_untouched_and_no_temporary_file(tmp_path
 
     with pytest.raises(OSError, match="interrupted"):
         atomic_write(target, write)
-    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["out"]
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == [
+        "out"
+    ]
 
 
 def test_successful_write_replaces_the_target(tmp_path):
     target = tmp_path / "out"
     atomic_write(target, lambda temporary: open(temporary, "w").write("new"))
-    assert target.read_text() == "new" and [p.name for p in tmp_path.iterdir()] == ["out"]
+    assert target.read_text() == "new" and [p.name for p in tmp_path.iterdir()] == [
+        "out"
+    ]
 
 
 def test_written_file_gets_the_umask_permissions_not_mkstemps_private_ones(tmp_path):

@@ -1,4 +1,5 @@
 """The command line: help, errors on bad arguments, and resume after a kill."""
+
 import json
 import os
 import signal
@@ -12,43 +13,121 @@ from safetensors.torch import load_file
 
 from ddpm_lite.data import SUBSET_DIR
 
-pytestmark = pytest.mark.slow  # `make unit` leaves these out: subprocesses, real sampling, the built site
+pytestmark = (
+    pytest.mark.slow
+)  # `make unit` leaves these out: subprocesses, real sampling, the built site
 
 ROOT = Path(__file__).resolve().parents[1]
-TRAIN = [sys.executable, "-m", "ddpm_lite", "train", "--preset", "tiny", "--quiet", "--batch-size", "16", "--images", "256",
-         "--data-dir", str(SUBSET_DIR), "--no-download", "--device", "cpu", "--warmup-steps", "2"]
+TRAIN = [
+    sys.executable,
+    "-m",
+    "ddpm_lite",
+    "train",
+    "--preset",
+    "tiny",
+    "--quiet",
+    "--batch-size",
+    "16",
+    "--images",
+    "256",
+    "--data-dir",
+    str(SUBSET_DIR),
+    "--no-download",
+    "--device",
+    "cpu",
+    "--warmup-steps",
+    "2",
+]
 
 
 def run(args, **kwargs):
-    return subprocess.run([sys.executable, "-m", "ddpm_lite", *args], capture_output=True, text=True, cwd=ROOT, timeout=300, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "ddpm_lite", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        **kwargs,
+    )
 
 
-@pytest.mark.parametrize("command", [[], ["train"], ["sample"], ["train-classifier"], ["train-noisy-classifier"]])
+@pytest.mark.parametrize(
+    "command",
+    [[], ["train"], ["sample"], ["train-classifier"], ["train-noisy-classifier"]],
+)
 def test_help_exits_cleanly(command):
     result = run([*command, "--help"])
     assert result.returncode == 0 and "usage: python -m ddpm_lite" in result.stdout
 
 
-@pytest.mark.parametrize("args,message", [
-    (["train", "--steps", "0"], "argument --steps: must be a positive integer, got 0"),
-    (["train", "--schedule", "exp"], "schedule must be one of ('linear', 'cosine', 'quadratic', 'sigmoid'), got 'exp'"),
-    (["train", "--channel-mults", "1,x"], "argument --channel-mults: must be comma-separated ints like 1,2,2"),
-    (["train", "--device", "tpu"], "device must be one of ('auto', 'cpu', 'cuda')"),
-    (["train", "--base-channels", "20", "--preset", "tiny"], "groups=8 must divide every channel count"),
-    (["train", "--preset", "huge"], "preset must be one of ('tiny', 'cpu', 'gpu'), got 'huge'"),
-    (["train", "--precision", "fp16"], "precision must be one of ('auto', 'fp32', 'bf16'), got 'fp16'"),
-    (["sample"], "one of the arguments checkpoint --pretrained is required"),
-    (["sample", "--pretrained", "cifar"], "argument --pretrained: invalid choice: 'cifar'"),
-    (["sample", "--pretrained", "mnist-cond"], "--pretrained mnist-cond needs --label"),
-    (["sample", "--pretrained", "mnist", "--steps", "1001"], "--steps must be in [1, 1000], got 1001"),
-    (["sample", "--pretrained", "mnist", "--eta", "-1"], "--eta must be >= 0, got -1.0"),
-    (["sample", "/nonexistent/checkpoint"], "needs both checkpoint.safetensors and checkpoint.json"),
-    (["train-classifier", "--epochs", "0"], "argument --epochs: must be a positive integer, got 0"),
-    (["sample", "/nonexistent/checkpoint", "--label", "10"], "argument --label: invalid choice: 10"),
-    (["train-noisy-classifier", "--schedule", "exp"], "schedule must be one of ('linear', 'cosine', 'quadratic', 'sigmoid')"),
-    (["train-noisy-classifier", "--batch-size", "0"], "argument --batch-size: must be a positive integer, got 0"),
-    (["frobnicate"], "invalid choice: 'frobnicate'"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (
+            ["train", "--steps", "0"],
+            "argument --steps: must be a positive integer, got 0",
+        ),
+        (
+            ["train", "--schedule", "exp"],
+            "schedule must be one of ('linear', 'cosine', 'quadratic', 'sigmoid'), got 'exp'",
+        ),
+        (
+            ["train", "--channel-mults", "1,x"],
+            "argument --channel-mults: must be comma-separated ints like 1,2,2",
+        ),
+        (["train", "--device", "tpu"], "device must be one of ('auto', 'cpu', 'cuda')"),
+        (
+            ["train", "--base-channels", "20", "--preset", "tiny"],
+            "groups=8 must divide every channel count",
+        ),
+        (
+            ["train", "--preset", "huge"],
+            "preset must be one of ('tiny', 'cpu', 'gpu'), got 'huge'",
+        ),
+        (
+            ["train", "--precision", "fp16"],
+            "precision must be one of ('auto', 'fp32', 'bf16'), got 'fp16'",
+        ),
+        (["sample"], "one of the arguments checkpoint --pretrained is required"),
+        (
+            ["sample", "--pretrained", "cifar"],
+            "argument --pretrained: invalid choice: 'cifar'",
+        ),
+        (
+            ["sample", "--pretrained", "mnist-cond"],
+            "--pretrained mnist-cond needs --label",
+        ),
+        (
+            ["sample", "--pretrained", "mnist", "--steps", "1001"],
+            "--steps must be in [1, 1000], got 1001",
+        ),
+        (
+            ["sample", "--pretrained", "mnist", "--eta", "-1"],
+            "--eta must be >= 0, got -1.0",
+        ),
+        (
+            ["sample", "/nonexistent/checkpoint"],
+            "needs both checkpoint.safetensors and checkpoint.json",
+        ),
+        (
+            ["train-classifier", "--epochs", "0"],
+            "argument --epochs: must be a positive integer, got 0",
+        ),
+        (
+            ["sample", "/nonexistent/checkpoint", "--label", "10"],
+            "argument --label: invalid choice: 10",
+        ),
+        (
+            ["train-noisy-classifier", "--schedule", "exp"],
+            "schedule must be one of ('linear', 'cosine', 'quadratic', 'sigmoid')",
+        ),
+        (
+            ["train-noisy-classifier", "--batch-size", "0"],
+            "argument --batch-size: must be a positive integer, got 0",
+        ),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
 def test_bad_arguments_exit_2_with_a_message(args, message):
     result = run(args)
     assert result.returncode == 2 and message in result.stderr, result.stderr
@@ -56,20 +135,36 @@ def test_bad_arguments_exit_2_with_a_message(args, message):
 
 def test_resume_after_a_kill_repeats_the_loss_trajectory(tmp_path):
     steps = ["--steps", "40", "--checkpoint-every", "5"]
-    unbroken = subprocess.run([*TRAIN, *steps, "--out", str(tmp_path / "a")], cwd=ROOT, capture_output=True, timeout=300)
+    unbroken = subprocess.run(
+        [*TRAIN, *steps, "--out", str(tmp_path / "a")],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=300,
+    )
     assert unbroken.returncode == 0, unbroken.stderr
 
     out = tmp_path / "b"
-    process = subprocess.Popen([*TRAIN, *steps, "--out", str(out)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [*TRAIN, *steps, "--out", str(out)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     while not (out / "checkpoint-0000005.json").exists():
-        assert process.poll() is None and time.monotonic() < deadline, "training ended before its first checkpoint"
+        assert process.poll() is None and time.monotonic() < deadline, (
+            "training ended before its first checkpoint"
+        )
         time.sleep(0.02)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
-    assert not (out / "checkpoint-0000040.json").exists(), "the run finished before the kill: the test proves nothing"
+    assert not (out / "checkpoint-0000040.json").exists(), (
+        "the run finished before the kill: the test proves nothing"
+    )
 
-    resumed = subprocess.run([*TRAIN, *steps, "--out", str(out)], cwd=ROOT, capture_output=True, timeout=300)
+    resumed = subprocess.run(
+        [*TRAIN, *steps, "--out", str(out)], cwd=ROOT, capture_output=True, timeout=300
+    )
     assert resumed.returncode == 0, resumed.stderr
     a = load_file(tmp_path / "a" / "checkpoint-0000040.safetensors")["history.loss"]
     b = load_file(out / "checkpoint-0000040.safetensors")["history.loss"]
@@ -83,68 +178,198 @@ def read_png(path):
 
 
 def test_train_then_sample_writes_a_png(tmp_path):
-    assert subprocess.run([*TRAIN, "--steps", "2", "--checkpoint-every", "2", "--out", str(tmp_path)], cwd=ROOT, timeout=300).returncode == 0
-    result = run(["sample", str(tmp_path), "--n", "5", "--steps", "3", "--out", str(tmp_path / "grid.png"), "--device", "cpu"])
+    assert (
+        subprocess.run(
+            [*TRAIN, "--steps", "2", "--checkpoint-every", "2", "--out", str(tmp_path)],
+            cwd=ROOT,
+            timeout=300,
+        ).returncode
+        == 0
+    )
+    result = run(
+        [
+            "sample",
+            str(tmp_path),
+            "--n",
+            "5",
+            "--steps",
+            "3",
+            "--out",
+            str(tmp_path / "grid.png"),
+            "--device",
+            "cpu",
+        ]
+    )
     assert result.returncode == 0, result.stderr
-    image = read_png(tmp_path / "grid.png")[..., 0]  # RGBA; the grey levels are in every colour channel
-    assert image.shape == (2 * 28, 3 * 28)  # 5 samples in a 3-wide grid: 2 rows, the sixth cell black
+    image = read_png(tmp_path / "grid.png")[
+        ..., 0
+    ]  # RGBA; the grey levels are in every colour channel
+    assert image.shape == (
+        2 * 28,
+        3 * 28,
+    )  # 5 samples in a 3-wide grid: 2 rows, the sixth cell black
     assert image[:28, :28].std() > 0.05 and image[28:, 56:].max() == image.min()
     assert json.loads((tmp_path / "checkpoint-0000002.json").read_text())["step"] == 2
 
 
 def test_the_cpu_preset_trains_resumes_and_samples(tmp_path):
     cpu = [a if a != "tiny" else "cpu" for a in TRAIN]
-    first = subprocess.run([*cpu, "--steps", "2", "--checkpoint-every", "2", "--out", str(tmp_path)], cwd=ROOT, timeout=300,
-                           capture_output=True, text=True)
+    first = subprocess.run(
+        [*cpu, "--steps", "2", "--checkpoint-every", "2", "--out", str(tmp_path)],
+        cwd=ROOT,
+        timeout=300,
+        capture_output=True,
+        text=True,
+    )
     assert first.returncode == 0, first.stderr
-    resumed = subprocess.run([*cpu, "--steps", "3", "--checkpoint-every", "1", "--out", str(tmp_path)], cwd=ROOT, timeout=300,
-                             capture_output=True, text=True)
+    resumed = subprocess.run(
+        [*cpu, "--steps", "3", "--checkpoint-every", "1", "--out", str(tmp_path)],
+        cwd=ROOT,
+        timeout=300,
+        capture_output=True,
+        text=True,
+    )
     assert resumed.returncode == 0, resumed.stderr
     info = json.loads((tmp_path / "checkpoint-0000003.json").read_text())
-    assert info["unet_config"]["base_channels"] == 32 and info["train_config"]["lr_schedule"] == "cosine"
-    assert info["images_seen"] == 3 * 16 and info["command"].startswith("python -m ddpm_lite train --preset cpu")
-    assert len(load_file(tmp_path / "checkpoint-0000003.safetensors")["history.loss"]) == 3
-    result = run(["sample", str(tmp_path), "--n", "4", "--steps", "2", "--out", str(tmp_path / "s.png"), "--device", "cpu"])
+    assert (
+        info["unet_config"]["base_channels"] == 32
+        and info["train_config"]["lr_schedule"] == "cosine"
+    )
+    assert info["images_seen"] == 3 * 16 and info["command"].startswith(
+        "python -m ddpm_lite train --preset cpu"
+    )
+    assert (
+        len(load_file(tmp_path / "checkpoint-0000003.safetensors")["history.loss"]) == 3
+    )
+    result = run(
+        [
+            "sample",
+            str(tmp_path),
+            "--n",
+            "4",
+            "--steps",
+            "2",
+            "--out",
+            str(tmp_path / "s.png"),
+            "--device",
+            "cpu",
+        ]
+    )
     assert result.returncode == 0, result.stderr
 
 
 def test_sample_from_the_shipped_model_shows_digits(tmp_path):
-    result = run(["sample", "--pretrained", "mnist", "--n", "9", "--steps", "20", "--out", str(tmp_path / "s.png"), "--device", "cpu"])
+    result = run(
+        [
+            "sample",
+            "--pretrained",
+            "mnist",
+            "--n",
+            "9",
+            "--steps",
+            "20",
+            "--out",
+            str(tmp_path / "s.png"),
+            "--device",
+            "cpu",
+        ]
+    )
     assert result.returncode == 0, result.stderr
     image = read_png(tmp_path / "s.png")
     assert image.shape[:2] == (84, 84)
     digit = image[:28, :28, 0]
-    assert (digit > 0.9).mean() > 0.03 and (digit < 0.1).mean() > 0.5  # white strokes on black
+    assert (digit > 0.9).mean() > 0.03 and (
+        digit < 0.1
+    ).mean() > 0.5  # white strokes on black
 
 
 def test_class_conditional_train_then_guided_sample(tmp_path):
-    trained = subprocess.run([*TRAIN, "--class-conditional", "--steps", "2", "--checkpoint-every", "2", "--out", str(tmp_path)],
-                             cwd=ROOT, timeout=300, capture_output=True, text=True)
+    trained = subprocess.run(
+        [
+            *TRAIN,
+            "--class-conditional",
+            "--steps",
+            "2",
+            "--checkpoint-every",
+            "2",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        timeout=300,
+        capture_output=True,
+        text=True,
+    )
     assert trained.returncode == 0, trained.stderr
-    result = run(["sample", str(tmp_path), "--n", "4", "--steps", "3", "--label", "7", "--guidance-scale", "3",
-                  "--out", str(tmp_path / "sevens.png"), "--device", "cpu"])
+    result = run(
+        [
+            "sample",
+            str(tmp_path),
+            "--n",
+            "4",
+            "--steps",
+            "3",
+            "--label",
+            "7",
+            "--guidance-scale",
+            "3",
+            "--out",
+            str(tmp_path / "sevens.png"),
+            "--device",
+            "cpu",
+        ]
+    )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "sevens.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_label_on_an_unconditional_checkpoint_is_an_error(tmp_path):
-    assert subprocess.run([*TRAIN, "--steps", "2", "--checkpoint-every", "2", "--out", str(tmp_path)], cwd=ROOT, timeout=300,
-                          capture_output=True).returncode == 0
+    assert (
+        subprocess.run(
+            [*TRAIN, "--steps", "2", "--checkpoint-every", "2", "--out", str(tmp_path)],
+            cwd=ROOT,
+            timeout=300,
+            capture_output=True,
+        ).returncode
+        == 0
+    )
     result = run(["sample", str(tmp_path), "--label", "3", "--device", "cpu"])
-    assert result.returncode == 2 and "--label needs a class-conditional model" in result.stderr
+    assert (
+        result.returncode == 2
+        and "--label needs a class-conditional model" in result.stderr
+    )
 
 
 def test_train_noisy_classifier_writes_a_checkpoint_with_accuracy_by_t(tmp_path):
-    result = run(["train-noisy-classifier", "--steps", "3", "--batch-size", "8", "--data-dir", str(SUBSET_DIR), "--no-download",
-                  "--device", "cpu", "--out", str(tmp_path / "noisy")])
+    result = run(
+        [
+            "train-noisy-classifier",
+            "--steps",
+            "3",
+            "--batch-size",
+            "8",
+            "--data-dir",
+            str(SUBSET_DIR),
+            "--no-download",
+            "--device",
+            "cpu",
+            "--out",
+            str(tmp_path / "noisy"),
+        ]
+    )
     assert result.returncode == 0, result.stderr
     info = json.loads((tmp_path / "noisy.json").read_text())
-    assert set(info["metrics"]["test_accuracy_at_t"]) == {"0", "250", "500", "750", "999"} and info["steps"] == 3
+    assert (
+        set(info["metrics"]["test_accuracy_at_t"]) == {"0", "250", "500", "750", "999"}
+        and info["steps"] == 3
+    )
 
 
 def test_the_console_script_is_the_same_command():
     script = Path(sys.executable).with_name("ddpm-lite")
     if not script.is_file():
         pytest.skip(f"{script} is not installed (pip install -e . installs it)")
-    result = subprocess.run([str(script), "sample", "--help"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [str(script), "sample", "--help"], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0 and "--pretrained" in result.stdout

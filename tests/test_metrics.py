@@ -5,7 +5,14 @@ import pytest
 import torch
 from scipy import stats
 
-from ddpm_lite.metrics import FeatureStats, class_histogram, feature_stats, frechet_distance, inception_score, sliced_wasserstein
+from ddpm_lite.metrics import (
+    FeatureStats,
+    class_histogram,
+    feature_stats,
+    frechet_distance,
+    inception_score,
+    sliced_wasserstein,
+)
 
 
 def test_in_one_dimension_it_is_the_wasserstein_distance():
@@ -14,12 +21,17 @@ def test_in_one_dimension_it_is_the_wasserstein_distance():
     y = 0.5 + 2 * torch.randn(500, 1, generator=g, dtype=torch.float64)
     # every unit direction in 1-D is +-1, and W1 is symmetric under a sign flip
     ours = sliced_wasserstein(x, y, 10, g).item()
-    assert ours == pytest.approx(stats.wasserstein_distance(x[:, 0].numpy(), y[:, 0].numpy()), rel=1e-12)
+    assert ours == pytest.approx(
+        stats.wasserstein_distance(x[:, 0].numpy(), y[:, 0].numpy()), rel=1e-12
+    )
 
 
 def test_zero_for_identical_sets():
     x = torch.randn(100, 3, generator=torch.Generator().manual_seed(1))
-    assert sliced_wasserstein(x, x.flip(0), 50, torch.Generator().manual_seed(2)).item() == 0.0
+    assert (
+        sliced_wasserstein(x, x.flip(0), 50, torch.Generator().manual_seed(2)).item()
+        == 0.0
+    )
 
 
 def test_shift_in_two_dimensions_gives_two_over_pi_times_its_length():
@@ -44,7 +56,9 @@ def test_projection_count_must_be_positive():
 
 def _random_stats(g: torch.Generator, dim: int) -> FeatureStats:
     a = torch.randn(dim, dim, generator=g, dtype=torch.float64)
-    return FeatureStats(torch.randn(dim, generator=g, dtype=torch.float64), a @ a.T / dim)
+    return FeatureStats(
+        torch.randn(dim, generator=g, dtype=torch.float64), a @ a.T / dim
+    )
 
 
 def test_frechet_distance_matches_scipy_sqrtm():
@@ -54,14 +68,24 @@ def test_frechet_distance_matches_scipy_sqrtm():
     a, b = _random_stats(g, 20), _random_stats(g, 20)
     # the textbook formula with the (non-symmetric) product sqrtm(S_a S_b), as FID code computes it
     cross = linalg.sqrtm(a.cov.numpy() @ b.cov.numpy()).real.trace()
-    expected = ((a.mean - b.mean) ** 2).sum().item() + a.cov.trace().item() + b.cov.trace().item() - 2 * cross
+    expected = (
+        ((a.mean - b.mean) ** 2).sum().item()
+        + a.cov.trace().item()
+        + b.cov.trace().item()
+        - 2 * cross
+    )
     assert frechet_distance(a, b) == pytest.approx(expected, rel=1e-9)
 
 
 def test_frechet_distance_in_one_dimension_is_the_closed_form():
     # W2^2 between N(m1, s1^2) and N(m2, s2^2) is (m1 - m2)^2 + (s1 - s2)^2
-    one_d = lambda m, s: FeatureStats(torch.tensor([m], dtype=torch.float64), torch.tensor([[s * s]], dtype=torch.float64))
-    assert frechet_distance(one_d(0.5, 2.0), one_d(-1.0, 0.5)) == pytest.approx(1.5**2 + 1.5**2, rel=1e-12)
+    one_d = lambda m, s: FeatureStats(
+        torch.tensor([m], dtype=torch.float64),
+        torch.tensor([[s * s]], dtype=torch.float64),
+    )
+    assert frechet_distance(one_d(0.5, 2.0), one_d(-1.0, 0.5)) == pytest.approx(
+        1.5**2 + 1.5**2, rel=1e-12
+    )
 
 
 def test_frechet_distance_is_zero_for_equal_stats_and_symmetric():
@@ -85,7 +109,9 @@ def test_feature_stats_match_numpy():
 
 
 def test_feature_stats_needs_two_rows():
-    with pytest.raises(ValueError, match=r"features must have shape \(n, F\) with n >= 2"):
+    with pytest.raises(
+        ValueError, match=r"features must have shape \(n, F\) with n >= 2"
+    ):
         feature_stats(torch.zeros(1, 3))
 
 
@@ -95,17 +121,27 @@ def test_inception_score_is_k_for_confident_balanced_predictions():
 
 
 def test_inception_score_is_one_when_every_prediction_is_the_same():
-    probs = torch.softmax(torch.randn(1, 10, generator=torch.Generator().manual_seed(8)), 1).repeat(5, 1)
+    probs = torch.softmax(
+        torch.randn(1, 10, generator=torch.Generator().manual_seed(8)), 1
+    ).repeat(5, 1)
     assert inception_score(probs) == pytest.approx(1.0, rel=1e-12)
 
 
 def test_inception_score_matches_scipy_entropy():
-    p = torch.softmax(3 * torch.randn(40, 10, generator=torch.Generator().manual_seed(9), dtype=torch.float64), 1)
+    p = torch.softmax(
+        3
+        * torch.randn(
+            40, 10, generator=torch.Generator().manual_seed(9), dtype=torch.float64
+        ),
+        1,
+    )
     marginal = p.numpy().mean(0)
     expected = math.exp(np.mean([stats.entropy(row, marginal) for row in p.numpy()]))
     assert inception_score(p) == pytest.approx(expected, rel=1e-10)
 
 
 def test_class_histogram_counts_argmax():
-    probs = torch.tensor([[0.9, 0.1, 0.0], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1], [0.1, 0.1, 0.8]])
+    probs = torch.tensor(
+        [[0.9, 0.1, 0.0], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1], [0.1, 0.1, 0.8]]
+    )
     assert class_histogram(probs, 3).tolist() == [0.5, 0.25, 0.25]

@@ -1,4 +1,5 @@
 """The shipped diffusion model: it loads in one call, matches its checksum, and draws digits."""
+
 import shutil
 
 import pytest
@@ -11,7 +12,9 @@ from ddpm_lite.guidance import classifier_free_guidance
 from ddpm_lite.pretrained import load_pretrained, loss_history, pretrained_path
 from ddpm_lite.sampling import ddim_trajectory, final_sample
 
-pytestmark = pytest.mark.slow  # `make unit` leaves these out: subprocesses, real sampling, the built site
+pytestmark = (
+    pytest.mark.slow
+)  # `make unit` leaves these out: subprocesses, real sampling, the built site
 
 
 @pytest.fixture(scope="module")
@@ -40,14 +43,19 @@ def test_the_sidecar_records_how_the_model_was_made(mnist):
     info = mnist.info
     assert info["command"].startswith("python -m ddpm_lite train --preset cpu")
     assert info["images_seen"] == info["step"] * info["train_config"]["batch_size"]
-    assert 0 < info["wall_seconds_total"] <= 90 * 60  # trained within the 90-minute CPU budget
+    assert (
+        0 < info["wall_seconds_total"] <= 90 * 60
+    )  # trained within the 90-minute CPU budget
     assert info["device"].startswith("cpu") and info["torch"].startswith("2.")
     assert len(loss_history()) == info["step"]
 
 
 def test_a_corrupted_copy_is_refused(tmp_path, monkeypatch):
     for suffix in (".safetensors", ".json"):
-        shutil.copy(pretrained_path("mnist").with_suffix(suffix), tmp_path / f"mnist_ddpm{suffix}")
+        shutil.copy(
+            pretrained_path("mnist").with_suffix(suffix),
+            tmp_path / f"mnist_ddpm{suffix}",
+        )
     with open(tmp_path / "mnist_ddpm.safetensors", "r+b") as f:
         f.seek(-10, 2)
         f.write(b"\x00" * 10)
@@ -57,14 +65,20 @@ def test_a_corrupted_copy_is_refused(tmp_path, monkeypatch):
 
 
 def test_an_unknown_name_is_refused():
-    with pytest.raises(ValueError, match=r"name must be one of \('mnist', 'mnist-cond'\), got 'cifar'"):
+    with pytest.raises(
+        ValueError, match=r"name must be one of \('mnist', 'mnist-cond'\), got 'cifar'"
+    ):
         load_pretrained("cifar")
 
 
 @torch.no_grad()
 def test_unconditional_samples_are_digits_the_classifier_is_sure_of(mnist, classifier):
     g = torch.Generator().manual_seed(0)
-    x = final_sample(ddim_trajectory(mnist.model, mnist.schedule, (16, 1, 28, 28), g, 20, clip_denoised=True))
+    x = final_sample(
+        ddim_trajectory(
+            mnist.model, mnist.schedule, (16, 1, 28, 28), g, 20, clip_denoised=True
+        )
+    )
     _, probs = predict(classifier, x)
     top = probs.max(dim=1).values
     # Blobs get spread-out class probabilities, digits one class with a high one: over 2,000 DDIM-50
@@ -81,6 +95,10 @@ def test_guided_samples_are_the_requested_digit(classifier):
         labels = torch.full((8,), digit)
         eps_model = classifier_free_guidance(cond.model, labels, 10, 2.0)
         g = torch.Generator().manual_seed(digit)
-        x = final_sample(ddim_trajectory(eps_model, cond.schedule, (8, 1, 28, 28), g, 20, clip_denoised=True))
+        x = final_sample(
+            ddim_trajectory(
+                eps_model, cond.schedule, (8, 1, 28, 28), g, 20, clip_denoised=True
+            )
+        )
         _, probs = predict(classifier, x)
         assert (probs.argmax(1) == digit).sum() >= 7, probs.argmax(1)

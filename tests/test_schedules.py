@@ -21,7 +21,9 @@ def alpha_bar_by_loop(betas):
 def test_alpha_bar_matches_float64_loop(kind):
     s = NoiseSchedule(make_betas(kind, 1000))
     # Both are float64 products of the same 1000 factors; rounding differs by ~1000 ulp at most.
-    torch.testing.assert_close(s.alpha_bars, alpha_bar_by_loop(s.betas), rtol=1e-12, atol=0)
+    torch.testing.assert_close(
+        s.alpha_bars, alpha_bar_by_loop(s.betas), rtol=1e-12, atol=0
+    )
 
 
 def test_alpha_bar_prev_is_one_at_t0():
@@ -34,7 +36,9 @@ def test_posterior_variance_is_zero_at_t0_and_log_is_clipped_to_t1():
     # Pins the 0-based convention: code t = 0 is the paper's step 1, whose previous state is x0.
     s = NoiseSchedule(make_betas("linear", 10))
     assert s.posterior_variance[0] == 0.0
-    assert s.posterior_log_variance_clipped[0] == pytest.approx(math.log(s.posterior_variance[1].item()))
+    assert s.posterior_log_variance_clipped[0] == pytest.approx(
+        math.log(s.posterior_variance[1].item())
+    )
     assert torch.isfinite(s.posterior_log_variance_clipped).all()
 
 
@@ -46,7 +50,9 @@ def test_linear_endpoints_are_ho_et_al_defaults():
 
 def test_quadratic_is_square_of_linear_in_sqrt_beta():
     b = make_betas("quadratic", 5, beta_start=0.01, beta_end=0.09)
-    torch.testing.assert_close(b.sqrt(), torch.linspace(0.1, 0.3, 5, dtype=torch.float64))
+    torch.testing.assert_close(
+        b.sqrt(), torch.linspace(0.1, 0.3, 5, dtype=torch.float64)
+    )
 
 
 def test_cosine_alpha_bar_follows_squared_cosine_until_clipping():
@@ -55,17 +61,23 @@ def test_cosine_alpha_bar_follows_squared_cosine_until_clipping():
     f = lambda u: math.cos((u / T + s_) / (1 + s_) * math.pi / 2) ** 2
     expected = torch.tensor([f(t + 1) / f(0) for t in range(T)], dtype=torch.float64)
     unclipped = s.betas < 0.999
-    torch.testing.assert_close(s.alpha_bars[unclipped], expected[unclipped], rtol=1e-9, atol=1e-15)
+    torch.testing.assert_close(
+        s.alpha_bars[unclipped], expected[unclipped], rtol=1e-9, atol=1e-15
+    )
     assert (~unclipped).sum() <= 1  # only the very last step hits max_beta
 
 
 def test_snr_is_alpha_bar_over_one_minus_alpha_bar():
     s = NoiseSchedule(make_betas("sigmoid", 100))
     alpha_bar, expected = 1.0, []
-    for beta in s.betas.tolist():  # an independent float64 loop, not the schedule's own alpha_bars
+    for beta in (
+        s.betas.tolist()
+    ):  # an independent float64 loop, not the schedule's own alpha_bars
         alpha_bar *= 1 - beta
         expected.append(alpha_bar / (1 - alpha_bar))
-    torch.testing.assert_close(s.snr, torch.tensor(expected, dtype=torch.float64), rtol=1e-12, atol=0)
+    torch.testing.assert_close(
+        s.snr, torch.tensor(expected, dtype=torch.float64), rtol=1e-12, atol=0
+    )
 
 
 linear_params = st.tuples(
@@ -133,14 +145,27 @@ def test_T_must_be_an_int():
 
 
 def test_unknown_kind_lists_the_valid_ones():
-    with pytest.raises(ValueError, match=r"kind must be one of .*'linear'.*'cosine'.*'quadratic'.*'sigmoid'"):
+    with pytest.raises(
+        ValueError,
+        match=r"kind must be one of .*'linear'.*'cosine'.*'quadratic'.*'sigmoid'",
+    ):
         make_betas("exponential", 10)
 
 
-@pytest.mark.parametrize("name,value", [("beta_start", 0.0), ("beta_end", 1.0), ("beta_start", -0.1), ("beta_end", float("nan"))])
+@pytest.mark.parametrize(
+    "name,value",
+    [
+        ("beta_start", 0.0),
+        ("beta_end", 1.0),
+        ("beta_start", -0.1),
+        ("beta_end", float("nan")),
+    ],
+)
 def test_beta_outside_unit_interval_is_rejected(name, value):
     params = {"beta_start": 1e-4, "beta_end": 0.02, name: value}
-    with pytest.raises(ValueError, match=rf"{name} must be in the open interval \(0, 1\)"):
+    with pytest.raises(
+        ValueError, match=rf"{name} must be in the open interval \(0, 1\)"
+    ):
         make_betas("linear", 10, **params)
 
 
@@ -150,13 +175,24 @@ def test_beta_start_above_beta_end_is_rejected():
 
 
 def test_unknown_parameter_is_named():
-    with pytest.raises(TypeError, match=r"unknown parameter\(s\) \['beta_end'\] for kind 'cosine'"):
+    with pytest.raises(
+        TypeError, match=r"unknown parameter\(s\) \['beta_end'\] for kind 'cosine'"
+    ):
         make_betas("cosine", 10, beta_end=0.02)
 
 
-@pytest.mark.parametrize("bad", [torch.tensor([0.1, 1.0]), torch.tensor([0.1, float("nan")]), torch.tensor([0.0, 0.1])])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        torch.tensor([0.1, 1.0]),
+        torch.tensor([0.1, float("nan")]),
+        torch.tensor([0.0, 0.1]),
+    ],
+)
 def test_schedule_rejects_betas_outside_unit_interval(bad):
-    with pytest.raises(ValueError, match=r"every beta must be in the open interval \(0, 1\)"):
+    with pytest.raises(
+        ValueError, match=r"every beta must be in the open interval \(0, 1\)"
+    ):
         NoiseSchedule(bad)
 
 
@@ -167,5 +203,7 @@ def test_schedule_rejects_wrong_shape():
 
 def test_schedule_rejects_alpha_bar_underflow():
     # 0.5 ** 1075 is below the smallest float64 subnormal: found by hypothesis.
-    with pytest.raises(ValueError, match=r"alpha_bar underflows to 0 in float64 at t=107[34]"):
+    with pytest.raises(
+        ValueError, match=r"alpha_bar underflows to 0 in float64 at t=107[34]"
+    ):
         NoiseSchedule(torch.full((1100,), 0.5, dtype=torch.float64))

@@ -8,6 +8,7 @@ pages' SRI `integrity` attributes, which a local copy cannot match, are removed 
 `make test` sets DDPM_BOOK_SITE_TESTS=required, so a missing prerequisite fails there;
 a bare `pytest` skips these tests with the reason instead.
 """
+
 from __future__ import annotations
 
 import functools
@@ -30,18 +31,44 @@ REQUIRED = os.environ.get("DDPM_BOOK_SITE_TESTS") == "required"
 
 # CDN URL prefix -> local directory (filled by `make site-assets`).
 CDN = {
-    "https://cdnjs.cloudflare.com/ajax/libs/require.js/2.3.4/": ASSETS / "requirejs" / "package",
-    "https://cdn.jsdelivr.net/npm/@jupyter-widgets/html-manager@1.0.6/dist/": ASSETS / "html-manager" / "package" / "dist",
-    "https://cdn.jsdelivr.net/npm/mathjax@3/es5/": ASSETS / "mathjax" / "package" / "es5",
-    "https://cdn.jsdelivr.net/npm/onnxruntime-web@1.30.0/dist/": ASSETS / "onnxruntime-web" / "package" / "dist",
+    "https://cdnjs.cloudflare.com/ajax/libs/require.js/2.3.4/": ASSETS
+    / "requirejs"
+    / "package",
+    "https://cdn.jsdelivr.net/npm/@jupyter-widgets/html-manager@1.0.6/dist/": ASSETS
+    / "html-manager"
+    / "package"
+    / "dist",
+    "https://cdn.jsdelivr.net/npm/mathjax@3/es5/": ASSETS
+    / "mathjax"
+    / "package"
+    / "es5",
+    "https://cdn.jsdelivr.net/npm/onnxruntime-web@1.30.0/dist/": ASSETS
+    / "onnxruntime-web"
+    / "package"
+    / "dist",
 }
-CDN_RENAMES = {"require.min.js": "require.js"}  # npm's requirejs ships the unminified file
+CDN_RENAMES = {
+    "require.min.js": "require.js"
+}  # npm's requirejs ships the unminified file
 # The widget manager asks for its icon fonts relative to the page (readers online get 404s too).
-WIDGET_FONTS = re.compile(r"/@jupyter-widgets/html-manager/dist/([\w.]+\.(?:woff2?|ttf|eot|svg))$")
-ALLOWED_PAGE_ERRORS = {"Identifier 'THEBE_JS_URL' has already been declared"}  # benign, every JB1 page
-ALLOWED_CONSOLE_ERRORS = {"Got invalid theme mode: . Resetting to auto."}  # the theme's, with no stored choice
-BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync"]
+WIDGET_FONTS = re.compile(
+    r"/@jupyter-widgets/html-manager/dist/([\w.]+\.(?:woff2?|ttf|eot|svg))$"
+)
+ALLOWED_PAGE_ERRORS = {
+    "Identifier 'THEBE_JS_URL' has already been declared"
+}  # benign, every JB1 page
+ALLOWED_CONSOLE_ERRORS = {
+    "Got invalid theme mode: . Resetting to auto."
+}  # the theme's, with no stored choice
+BROWSER_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def missing_prerequisites() -> list[str]:
@@ -67,11 +94,20 @@ if missing_prerequisites():
 
 from playwright.sync_api import Page, sync_playwright  # noqa: E402
 
-pytestmark = pytest.mark.slow  # `make unit` leaves these out: subprocesses, real sampling, the built site
+pytestmark = (
+    pytest.mark.slow
+)  # `make unit` leaves these out: subprocesses, real sampling, the built site
 
-CHAPTERS = sorted(p.relative_to(SITE).as_posix() for p in (SITE / "book").glob("*.html"))
-WIDGET_PAGES = ["book/forward_process.html", "book/guidance.html", "book/guidance_mnist.html", "book/interpolation.html",
-                "book/sampling.html"]
+CHAPTERS = sorted(
+    p.relative_to(SITE).as_posix() for p in (SITE / "book").glob("*.html")
+)
+WIDGET_PAGES = [
+    "book/forward_process.html",
+    "book/guidance.html",
+    "book/guidance_mnist.html",
+    "book/interpolation.html",
+    "book/sampling.html",
+]
 FIGURE_PAGE = "book/gaussian_toolkit.html"
 
 
@@ -91,7 +127,9 @@ class IsolatingHandler(QuietHandler):
 
 def serve_site(handler):
     """Serve the built site on a free port of 127.0.0.1 while the generator is open; yields its base URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(SITE)))
+    server = ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(handler, directory=str(SITE))
+    )
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
@@ -110,7 +148,9 @@ def isolated_base_url():
 @pytest.fixture(scope="module")
 def browser():
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=BROWSER_ARGS
+        )
         yield browser
         browser.close()
 
@@ -125,41 +165,73 @@ class Visit:
         self.failed: list[str] = []
         self.requested: list[str] = []
         self.console_errors: list[str] = []
-        self.context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme=color_scheme)
+        self.context = browser.new_context(
+            viewport={"width": 1280, "height": 900}, color_scheme=color_scheme
+        )
         self.page: Page = self.context.new_page()
         self.page.route("**/*", self._route)
         self.page.on("pageerror", lambda error: self.page_errors.append(str(error)))
         self.page.on("request", lambda request: self.requested.append(request.url))
-        self.page.on("console", lambda m: self.console_errors.append(m.text) if m.type == "error" else None)
-        self.page.on("response", lambda r: self.failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+        self.page.on(
+            "console",
+            lambda m: self.console_errors.append(m.text) if m.type == "error" else None,
+        )
+        self.page.on(
+            "response",
+            lambda r: (
+                self.failed.append(f"{r.status} {r.url}") if r.status >= 400 else None
+            ),
+        )
         self.page.goto(f"{base_url}/{path}", wait_until="networkidle")
         # MathJax typesets asynchronously; wait for its first pass when the page loads it.
-        self.page.wait_for_function("() => !window.MathJax || !window.MathJax.startup || window.MathJax.startup.promise", timeout=20_000)
-        self.page.evaluate("() => window.MathJax && window.MathJax.startup ? window.MathJax.startup.promise : null")
+        self.page.wait_for_function(
+            "() => !window.MathJax || !window.MathJax.startup || window.MathJax.startup.promise",
+            timeout=20_000,
+        )
+        self.page.evaluate(
+            "() => window.MathJax && window.MathJax.startup ? window.MathJax.startup.promise : null"
+        )
 
     def _route(self, route) -> None:
         url = route.request.url
         if url.startswith(self.base_url):
             fonts = WIDGET_FONTS.search(urlparse(url).path)
             if fonts:
-                return route.fulfill(path=str(CDN["https://cdn.jsdelivr.net/npm/@jupyter-widgets/html-manager@1.0.6/dist/"] / fonts.group(1)))
+                return route.fulfill(
+                    path=str(
+                        CDN[
+                            "https://cdn.jsdelivr.net/npm/@jupyter-widgets/html-manager@1.0.6/dist/"
+                        ]
+                        / fonts.group(1)
+                    )
+                )
             if route.request.resource_type == "document":
                 response = route.fetch()
-                body = re.sub(r'\s(?:integrity|crossorigin)="[^"]*"', "", response.text())
+                body = re.sub(
+                    r'\s(?:integrity|crossorigin)="[^"]*"', "", response.text()
+                )
                 return route.fulfill(response=response, body=body)
             return route.continue_()
         for prefix, directory in CDN.items():
             if url.startswith(prefix):
-                name = url[len(prefix):].split("?")[0]
+                name = url[len(prefix) :].split("?")[0]
                 local = directory / CDN_RENAMES.get(name, name)
                 if local.is_file():
-                    content_type = {".js": "application/javascript", ".mjs": "text/javascript",
-                                    ".wasm": "application/wasm"}.get(local.suffix)
+                    content_type = {
+                        ".js": "application/javascript",
+                        ".mjs": "text/javascript",
+                        ".wasm": "application/wasm",
+                    }.get(local.suffix)
                     # As the CDN does: without these headers the browser refuses integrity-checked cross-origin
                     # files, and an isolated page refuses every cross-origin file.
-                    return route.fulfill(path=str(local), content_type=content_type,
-                                         headers={"access-control-allow-origin": "*",
-                                                  "cross-origin-resource-policy": "cross-origin"})
+                    return route.fulfill(
+                        path=str(local),
+                        content_type=content_type,
+                        headers={
+                            "access-control-allow-origin": "*",
+                            "cross-origin-resource-policy": "cross-origin",
+                        },
+                    )
         self.unserved.append(url)
         return route.abort()
 
@@ -188,16 +260,30 @@ def test_page_loads_without_errors(visit, path):
     assert not v.failed, f"failed requests: {v.failed}"
     assert not v.unserved, f"requests to outside the machine: {v.unserved}"
     assert v.page.locator("mjx-merror").count() == 0, "MathJax reported a formula error"
-    assert v.page.locator(".output.traceback, .output.error, .output.stderr").count() == 0, "a cell shows an error or stderr output"
+    assert (
+        v.page.locator(".output.traceback, .output.error, .output.stderr").count() == 0
+    ), "a cell shows an error or stderr output"
     assert "Traceback (most recent call last)" not in v.page.content()
-    broken = v.page.evaluate("() => Array.from(document.images).filter(i => i.complete && i.naturalWidth === 0).map(i => i.src)")
+    broken = v.page.evaluate(
+        "() => Array.from(document.images).filter(i => i.complete && i.naturalWidth === 0).map(i => i.src)"
+    )
     assert not broken, f"images that failed to load: {broken}"
 
 
-@pytest.mark.parametrize("path", [c for c in CHAPTERS if c not in ("book/glossary.html", "book/bibliography.html", "book/preface.html")])
+@pytest.mark.parametrize(
+    "path",
+    [
+        c
+        for c in CHAPTERS
+        if c
+        not in ("book/glossary.html", "book/bibliography.html", "book/preface.html")
+    ],
+)
 def test_chapter_math_is_typeset(visit, path):
     v = visit(path)
-    assert v.page.locator("mjx-container").count() > 0, "no formula was typeset: MathJax did not run"
+    assert v.page.locator("mjx-container").count() > 0, (
+        "no formula was typeset: MathJax did not run"
+    )
 
 
 def visible_image(page: Page) -> bytes:
@@ -217,12 +303,16 @@ def test_widget_scrubs_without_a_kernel(visit, path):
     page.wait_for_timeout(300)
     after_slider = visible_image(page)
     assert after_slider != before, "moving the t slider did not change the image"
-    page.locator(".widget-dropdown select").first.select_option(index=1)  # another schedule
+    page.locator(".widget-dropdown select").first.select_option(
+        index=1
+    )  # another schedule
     page.wait_for_timeout(300)
     handle.focus()
     page.keyboard.press("Home")
     page.wait_for_timeout(300)
-    assert visible_image(page) != before, "switching the schedule did not change the image"
+    assert visible_image(page) != before, (
+        "switching the schedule did not change the image"
+    )
 
 
 class LinkCollector(HTMLParser):
@@ -249,7 +339,9 @@ def parse(page: Path) -> LinkCollector:
     return collector
 
 
-@pytest.mark.parametrize("path", ["index.html", "search.html", "genindex.html", *CHAPTERS])
+@pytest.mark.parametrize(
+    "path", ["index.html", "search.html", "genindex.html", *CHAPTERS]
+)
 def test_internal_links_and_images_resolve(path):
     page = SITE / path
     collector = parse(page)
@@ -263,53 +355,78 @@ def test_internal_links_and_images_resolve(path):
             target = target / "index.html"
         if not target.is_file():
             broken.append(ref)
-        elif parsed.fragment and target.suffix == ".html" and parsed.fragment not in parse(target).ids:
+        elif (
+            parsed.fragment
+            and target.suffix == ".html"
+            and parsed.fragment not in parse(target).ids
+        ):
             broken.append(ref)
     assert not broken, f"{path}: links or images that do not resolve: {broken[:10]}"
 
 
 def test_search_finds_a_known_term(visit):
     v = visit("search.html?q=posterior")
-    v.page.wait_for_function("() => document.querySelectorAll('#search-results li').length > 0", timeout=20_000)
+    v.page.wait_for_function(
+        "() => document.querySelectorAll('#search-results li').length > 0",
+        timeout=20_000,
+    )
     results = v.page.locator("#search-results li").all_inner_texts()
-    assert any("reverse process and the posterior" in r.lower() for r in results), results[:5]
+    assert any("reverse process and the posterior" in r.lower() for r in results), (
+        results[:5]
+    )
 
 
 def test_figures_stay_readable_in_dark_mode(visit):
     v = visit(FIGURE_PAGE, color_scheme="dark")
     page = v.page
-    page.evaluate("() => { document.documentElement.dataset.theme = 'dark'; document.documentElement.dataset.mode = 'dark'; }")
+    page.evaluate(
+        "() => { document.documentElement.dataset.theme = 'dark'; document.documentElement.dataset.mode = 'dark'; }"
+    )
     page.wait_for_timeout(300)
     background = page.evaluate("() => getComputedStyle(document.body).backgroundColor")
     channels = [int(c) for c in re.findall(r"\d+", background)[:3]]
-    assert sum(channels) / 3 < 80, f"dark mode did not take effect (body background {background})"
+    assert sum(channels) / 3 < 80, (
+        f"dark mode did not take effect (body background {background})"
+    )
     figure = page.locator("img[src*='_images/']").first
     figure.scroll_into_view_if_needed()
     shot = figure.screenshot()
-    from PIL import Image  # matplotlib's dependency, so always present
     import io
+
+    from PIL import Image  # matplotlib's dependency, so always present
 
     gray = Image.open(io.BytesIO(shot)).convert("L")
     pixels = list(gray.tobytes())  # mode L: one byte per pixel
     bright = sum(p > 200 for p in pixels) / len(pixels)
     dark = sum(p < 40 for p in pixels) / len(pixels)
     # An opaque white figure: mostly light pixels, with dark ink for axes, text and lines.
-    assert bright > 0.6 and dark > 0.002, f"figure not readable on the dark page: {bright:.0%} light, {dark:.1%} dark"
+    assert bright > 0.6 and dark > 0.002, (
+        f"figure not readable on the dark page: {bright:.0%} light, {dark:.1%} dark"
+    )
 
 
 def figure_cells(notebook: Path) -> int:
     cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
-    return sum(c["cell_type"] == "code" and "plt.show()" in "".join(c["source"]) for c in cells)
+    return sum(
+        c["cell_type"] == "code" and "plt.show()" in "".join(c["source"]) for c in cells
+    )
 
 
 @pytest.mark.parametrize("path", CHAPTERS)
 def test_every_figure_is_on_the_page_with_alt_text(path):
     notebook = ROOT / path.replace(".html", ".ipynb")
-    figures = re.findall(r'<img alt="([^"]*)" src="(\.\./_images/[^"]+)"', (SITE / path).read_text(encoding="utf-8"))
+    figures = re.findall(
+        r'<img alt="([^"]*)" src="(\.\./_images/[^"]+)"',
+        (SITE / path).read_text(encoding="utf-8"),
+    )
     # Each figure cell must have produced its image (a non-inline matplotlib backend drops them all).
     expected = figure_cells(notebook) if notebook.is_file() else 0
-    assert len(figures) >= expected, f"{path}: {len(figures)} figures on the page, {expected} figure cells"
-    missing = [src for alt, src in figures if not alt or alt == src or alt.endswith(".png")]
+    assert len(figures) >= expected, (
+        f"{path}: {len(figures)} figures on the page, {expected} figure cells"
+    )
+    missing = [
+        src for alt, src in figures if not alt or alt == src or alt.endswith(".png")
+    ]
     assert not missing, f"{path}: figures without alt text: {missing}"
 
 
@@ -319,7 +436,10 @@ def test_download_buttons_and_no_buttons_that_lead_nowhere():
         html = (SITE / path).read_text(encoding="utf-8")
         assert "ddpm-book/ddpm-book" not in html and "None/None" not in html, path
         if (ROOT / path.replace(".html", ".ipynb")).is_file():
-            assert f"_sources/book/{Path(path).stem}.ipynb" in html, f"{path}: no .ipynb download button"
+            assert f"_sources/book/{Path(path).stem}.ipynb" in html, (
+                f"{path}: no .ipynb download button"
+            )
+
 
 # The page "Generate in your browser": the shipped model in onnxruntime-web.
 BROWSER_PAGE = "book/browser.html"
@@ -329,8 +449,10 @@ MODELS = SITE / "_static" / "models"
 def press(page: Page, button: str, timeout_ms: int = 180_000) -> str:
     """Click a button of the live page and wait until its run has finished; return the status line."""
     page.click(button)
-    page.wait_for_function("() => ['done', 'error'].includes(document.getElementById('ddpm-status').dataset.state)",
-                           timeout=timeout_ms)
+    page.wait_for_function(
+        "() => ['done', 'error'].includes(document.getElementById('ddpm-status').dataset.state)",
+        timeout=timeout_ms,
+    )
     status = page.locator("#ddpm-status")
     assert status.get_attribute("data-state") == "done", status.inner_text()
     return status.inner_text()
@@ -349,10 +471,14 @@ def canvas_pixels(page: Page, canvas: str):
 def exported_test_digits():
     """The 16 test digits the page loads, rounded to grey levels as a canvas shows them: (16, 1, 28, 28) in [-1, 1]."""
     import torch
+
     from ddpm_lite.data import to_pixels
 
     digits = json.loads((MODELS / "mnist_test_digits.json").read_text())
-    return to_pixels(torch.tensor(digits["x0"]).reshape(digits["shape"])).float() / 127.5 - 1
+    return (
+        to_pixels(torch.tensor(digits["x0"]).reshape(digits["shape"])).float() / 127.5
+        - 1
+    )
 
 
 def set_value(page: Page, selector: str, value) -> None:
@@ -362,19 +488,27 @@ def set_value(page: Page, selector: str, value) -> None:
 
 def assert_clean(v: Visit) -> None:
     assert not [e for e in v.page_errors if e not in ALLOWED_PAGE_ERRORS], v.page_errors
-    assert not [e for e in v.console_errors if e not in ALLOWED_CONSOLE_ERRORS], v.console_errors
+    assert not [e for e in v.console_errors if e not in ALLOWED_CONSOLE_ERRORS], (
+        v.console_errors
+    )
     assert not v.failed and not v.unserved, (v.failed, v.unserved)
 
 
 def test_the_live_page_loads_no_runtime_and_no_model_until_a_button_is_pressed(visit):
     v = visit(BROWSER_PAGE)
-    v.page.wait_for_function("() => document.getElementById('ddpm-status').dataset.state === 'idle'", timeout=20_000)
-    heavy = [u for u in v.requested if "onnxruntime-web" in u or "/_static/models/" in u]
+    v.page.wait_for_function(
+        "() => document.getElementById('ddpm-status').dataset.state === 'idle'",
+        timeout=20_000,
+    )
+    heavy = [
+        u for u in v.requested if "onnxruntime-web" in u or "/_static/models/" in u
+    ]
     assert not heavy, heavy
 
 
 def test_generate_makes_the_requested_digit_and_the_run_can_be_scrubbed(visit):
     import torch
+
     from ddpm_lite.classifier import load_classifier, predict
 
     v = visit(BROWSER_PAGE)
@@ -440,16 +574,27 @@ def test_the_javascript_time_steps_are_the_packages(visit):
 def test_opened_from_a_file_the_page_says_how_to_serve_it(browser):
     context = browser.new_context()
     page = context.new_page()
-    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:") else route.abort())
+    page.route(
+        "**/*",
+        lambda route: (
+            route.continue_()
+            if route.request.url.startswith("file:")
+            else route.abort()
+        ),
+    )
     page.goto((SITE / BROWSER_PAGE).as_uri())
     warning = page.locator("#ddpm-file-warning")
     warning.wait_for(state="visible", timeout=20_000)
-    assert "make serve" in warning.inner_text() and "http.server" in warning.inner_text()
+    assert (
+        "make serve" in warning.inner_text() and "http.server" in warning.inner_text()
+    )
     assert page.locator("#ddpm-generate").is_disabled()
     context.close()
 
 
-def test_a_cross_origin_isolated_site_samples_with_more_threads(browser, isolated_base_url):
+def test_a_cross_origin_isolated_site_samples_with_more_threads(
+    browser, isolated_base_url
+):
     v = Visit(browser, isolated_base_url, BROWSER_PAGE)
     try:
         assert v.page.evaluate("() => self.crossOriginIsolated")
@@ -464,17 +609,26 @@ def test_a_cross_origin_isolated_site_samples_with_more_threads(browser, isolate
 
 def test_the_javascript_slerp_is_the_packages(visit):
     import torch
+
     from ddpm_lite.interpolation import slerp
 
     g = torch.Generator().manual_seed(0)
-    a, b = torch.randn(1, 784, generator=g, dtype=torch.float64), torch.randn(1, 784, generator=g, dtype=torch.float64)
+    a, b = (
+        torch.randn(1, 784, generator=g, dtype=torch.float64),
+        torch.randn(1, 784, generator=g, dtype=torch.float64),
+    )
     v = visit(BROWSER_PAGE)
-    for other in (b, a * (1 + 1e-9)):  # a generic angle, and one below the small-angle cut-off
+    for other in (
+        b,
+        a * (1 + 1e-9),
+    ):  # a generic angle, and one below the small-angle cut-off
         for lam in (0.0, 0.3, 1.0):
             js = v.page.evaluate(f"""async () => {{ const m = await import('../_static/ddpm/sampler.mjs');
                 return Array.from(m.slerp({a[0].tolist()}, {other[0].tolist()}, {lam})); }}""")
             expected = slerp(a, other, lam)[0]
-            assert (torch.tensor(js, dtype=torch.float64) - expected).abs().max() < 1e-5, lam  # Float32Array output
+            assert (
+                torch.tensor(js, dtype=torch.float64) - expected
+            ).abs().max() < 1e-5, lam  # Float32Array output
 
 
 def test_an_interpolation_runs_from_one_test_digit_to_the_other(visit):
@@ -482,7 +636,9 @@ def test_an_interpolation_runs_from_one_test_digit_to_the_other(visit):
     v = visit(BROWSER_PAGE)
     page = v.page
     page.select_option("#ddpm-start", "interpolate")
-    page.select_option("#ddpm-from", index=0)  # by position: a string would also match the labels, which count from 1
+    page.select_option(
+        "#ddpm-from", index=0
+    )  # by position: a string would also match the labels, which count from 1
     page.select_option("#ddpm-to", index=1)
     set_value(page, "#ddpm-t", 50)
     press(page, "#ddpm-generate")
@@ -492,4 +648,7 @@ def test_an_interpolation_runs_from_one_test_digit_to_the_other(visit):
     # The ends decode to the two digits, halfway the decode is far from both: measured mean |Δ| 0.012 and 0.015 at
     # the ends, 0.18 and 0.21 from the two digits at λ = 7/15.
     assert gap(0, 0) < 0.1 and gap(15, 1) < 0.1, (gap(0, 0), gap(15, 1))
-    assert min(gap(7, 0), gap(7, 1)) > 2 * max(gap(0, 0), gap(15, 1)), (gap(7, 0), gap(7, 1))
+    assert min(gap(7, 0), gap(7, 1)) > 2 * max(gap(0, 0), gap(15, 1)), (
+        gap(7, 0),
+        gap(7, 1),
+    )

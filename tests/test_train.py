@@ -6,7 +6,14 @@ import torch
 
 from ddpm_lite.schedules import NoiseSchedule, make_betas
 from ddpm_lite.toy import ToyEpsMLP, exact_eps_model, gaussian_mixture_1d, two_moons
-from ddpm_lite.train import training_loss
+from ddpm_lite.train import (
+    ema_decay_at,
+    lr_factor,
+    make_optimizer,
+    prune_checkpoints,
+    train_step,
+    training_loss,
+)
 
 
 def test_exact_model_loss_is_the_mean_conditional_variance_of_eps():
@@ -18,9 +25,18 @@ def test_exact_model_loss_is_the_mean_conditional_variance_of_eps():
     g = torch.Generator().manual_seed(0)
     ab = schedule.alpha_bars
     expected = (1 - (1 - ab) / (ab * s**2 + 1 - ab)).mean().item()
-    losses = torch.tensor([training_loss(exact_eps_model(data, ab), schedule, data.sample(2000, g), g).item() for _ in range(50)])
+    losses = torch.tensor(
+        [
+            training_loss(
+                exact_eps_model(data, ab), schedule, data.sample(2000, g), g
+            ).item()
+            for _ in range(50)
+        ]
+    )
     # 50 batches of 2000: the batch means vary by their own SE, estimated from the batches
-    assert abs(losses.mean().item() - expected) < 5 * losses.std().item() / math.sqrt(len(losses))
+    assert abs(losses.mean().item() - expected) < 5 * losses.std().item() / math.sqrt(
+        len(losses)
+    )
 
 
 def test_same_generator_state_gives_the_same_loss():
@@ -38,7 +54,9 @@ def test_a_few_steps_reduce_the_loss_on_a_fixed_batch():
     model = ToyEpsMLP(T=50)
     x0 = two_moons(256, torch.Generator().manual_seed(0))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    loss_on_batch = lambda: training_loss(model, schedule, x0, torch.Generator().manual_seed(7))  # same t and eps
+    loss_on_batch = lambda: training_loss(
+        model, schedule, x0, torch.Generator().manual_seed(7)
+    )  # same t and eps
     before = loss_on_batch().item()
     for _ in range(20):
         optimizer.zero_grad()
@@ -52,14 +70,19 @@ def test_a_few_steps_reduce_the_loss_on_a_fixed_batch():
 import pytest  # noqa: E402
 
 from ddpm_lite.data import load_mnist, to_model_range  # noqa: E402
-from ddpm_lite.train import TrainConfig, load_model, train  # noqa: E402
-
 from ddpm_lite.presets import PRESETS  # noqa: E402
+from ddpm_lite.train import TrainConfig, load_model, train  # noqa: E402
 from ddpm_lite.unet import UNetConfig  # noqa: E402
 
 TINY_UNET = PRESETS["tiny"].unet
 # Smaller still, for the tests that need a hundred steps to show an effect (attention kept, to run its path).
-MICRO_UNET = UNetConfig(base_channels=8, channel_mults=(1, 2), num_res_blocks=1, attention_resolutions=(14,), groups=4)
+MICRO_UNET = UNetConfig(
+    base_channels=8,
+    channel_mults=(1, 2),
+    num_res_blocks=1,
+    attention_resolutions=(14,),
+    groups=4,
+)
 
 
 @pytest.fixture(scope="module")
@@ -68,50 +91,99 @@ def images():
 
 
 def tiny_config(steps, **kwargs):
-    return TrainConfig(steps=steps, batch_size=16, checkpoint_every=2, warmup_steps=2, device="cpu", **kwargs)
+    return TrainConfig(
+        steps=steps,
+        batch_size=16,
+        checkpoint_every=2,
+        warmup_steps=2,
+        device="cpu",
+        **kwargs,
+    )
 
 
 def test_resumed_run_repeats_the_unbroken_loss_trajectory(tmp_path, images):
     unbroken = train(TINY_UNET, tiny_config(6), images, tmp_path / "a", progress=False)
-    train(TINY_UNET, tiny_config(2), images, tmp_path / "b", progress=False)  # stops after the first checkpoint
+    train(
+        TINY_UNET, tiny_config(2), images, tmp_path / "b", progress=False
+    )  # stops after the first checkpoint
     resumed = train(TINY_UNET, tiny_config(6), images, tmp_path / "b", progress=False)
     assert resumed.losses == unbroken.losses and len(unbroken.losses) == 6
 
 
 def test_training_lowers_the_loss_on_mnist(tmp_path, images):
-    result = train(TINY_UNET, TrainConfig(steps=60, batch_size=32, lr=2e-3, warmup_steps=5, checkpoint_every=60, device="cpu"),
-                   images, tmp_path, progress=False)
+    result = train(
+        TINY_UNET,
+        TrainConfig(
+            steps=60,
+            batch_size=32,
+            lr=2e-3,
+            warmup_steps=5,
+            checkpoint_every=60,
+            device="cpu",
+        ),
+        images,
+        tmp_path,
+        progress=False,
+    )
     first, last = sum(result.losses[:10]) / 10, sum(result.losses[-10:]) / 10
-    assert last < 0.6 * first, (first, last)  # from ~1 (eps_theta = 0 at init) to well below
+    assert last < 0.6 * first, (
+        first,
+        last,
+    )  # from ~1 (eps_theta = 0 at init) to well below
 
 
 def test_sidecar_records_provenance(tmp_path, images):
-    result = train(TINY_UNET, tiny_config(2), images, tmp_path, progress=False, data_note="256 test images")
+    result = train(
+        TINY_UNET,
+        tiny_config(2),
+        images,
+        tmp_path,
+        progress=False,
+        data_note="256 test images",
+    )
     info = json.loads(result.checkpoint.with_suffix(".json").read_text())
-    assert info["step"] == 2 and info["data"]["images"] == 256 and info["data"]["note"] == "256 test images"
-    assert info["train_config"]["batch_size"] == 16 and info["unet_config"]["base_channels"] == 16
-    assert info["device"].startswith("cpu") and info["code_version"].startswith("ddpm_lite")
+    assert (
+        info["step"] == 2
+        and info["data"]["images"] == 256
+        and info["data"]["note"] == "256 test images"
+    )
+    assert (
+        info["train_config"]["batch_size"] == 16
+        and info["unet_config"]["base_channels"] == 16
+    )
+    assert info["device"].startswith("cpu") and info["code_version"].startswith(
+        "ddpm_lite"
+    )
     assert set(info) >= {"wall_seconds_this_run", "metrics", "sha256"}
 
 
 def test_load_model_gives_the_ema_weights(tmp_path, images):
     result = train(TINY_UNET, tiny_config(2), images, tmp_path, progress=False)
     model = load_model(result.checkpoint)
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), result.ema.state_dict().values()))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(model.state_dict().values(), result.ema.state_dict().values())
+    )
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"steps": 0}, r"steps must be >= 1"),
-    ({"lr": 0.0}, r"lr must be > 0"),
-    ({"ema_decay": 1.0}, r"ema_decay must be in \[0, 1\)"),
-    ({"schedule": "exp"}, r"schedule must be one of"),
-    ({"device": "tpu"}, r"device must be one of \('auto', 'cpu', 'cuda'\)"),
-    ({"warmup_steps": -1}, r"warmup_steps must be >= 0"),
-    ({"p_uncond": 1.5}, r"p_uncond must be in \[0, 1\]"),
-    ({"lr_schedule": "step"}, r"lr_schedule must be one of \('constant', 'cosine'\)"),
-    ({"precision": "fp16"}, r"precision must be one of \('auto', 'fp32', 'bf16'\)"),
-    ({"keep_checkpoints": 0}, r"keep_checkpoints must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"steps": 0}, r"steps must be >= 1"),
+        ({"lr": 0.0}, r"lr must be > 0"),
+        ({"ema_decay": 1.0}, r"ema_decay must be in \[0, 1\)"),
+        ({"schedule": "exp"}, r"schedule must be one of"),
+        ({"device": "tpu"}, r"device must be one of \('auto', 'cpu', 'cuda'\)"),
+        ({"warmup_steps": -1}, r"warmup_steps must be >= 0"),
+        ({"p_uncond": 1.5}, r"p_uncond must be in \[0, 1\]"),
+        (
+            {"lr_schedule": "step"},
+            r"lr_schedule must be one of \('constant', 'cosine'\)",
+        ),
+        ({"precision": "fp16"}, r"precision must be one of \('auto', 'fp32', 'bf16'\)"),
+        ({"keep_checkpoints": 0}, r"keep_checkpoints must be >= 1"),
+    ],
+)
 def test_bad_train_config_is_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**kwargs)
@@ -127,46 +199,96 @@ def labels():
     return load_mnist("train").labels[:256]
 
 
-def test_conditional_run_resumes_exactly_and_records_the_label_dropout(tmp_path, images, labels):
-    unbroken = train(TINY_CONDITIONAL, tiny_config(4, p_uncond=0.3), images, tmp_path / "a", progress=False, labels=labels)
-    train(TINY_CONDITIONAL, tiny_config(2, p_uncond=0.3), images, tmp_path / "b", progress=False, labels=labels)
-    resumed = train(TINY_CONDITIONAL, tiny_config(4, p_uncond=0.3), images, tmp_path / "b", progress=False, labels=labels)
+def test_conditional_run_resumes_exactly_and_records_the_label_dropout(
+    tmp_path, images, labels
+):
+    unbroken = train(
+        TINY_CONDITIONAL,
+        tiny_config(4, p_uncond=0.3),
+        images,
+        tmp_path / "a",
+        progress=False,
+        labels=labels,
+    )
+    train(
+        TINY_CONDITIONAL,
+        tiny_config(2, p_uncond=0.3),
+        images,
+        tmp_path / "b",
+        progress=False,
+        labels=labels,
+    )
+    resumed = train(
+        TINY_CONDITIONAL,
+        tiny_config(4, p_uncond=0.3),
+        images,
+        tmp_path / "b",
+        progress=False,
+        labels=labels,
+    )
     assert resumed.losses == unbroken.losses
     info = json.loads(unbroken.checkpoint.with_suffix(".json").read_text())
-    assert info["unet_config"]["num_classes"] == 10 and info["train_config"]["p_uncond"] == 0.3
-    assert load_model(unbroken.checkpoint).class_emb.num_embeddings == 11  # ten digits and the "no label" token
+    assert (
+        info["unet_config"]["num_classes"] == 10
+        and info["train_config"]["p_uncond"] == 0.3
+    )
+    assert (
+        load_model(unbroken.checkpoint).class_emb.num_embeddings == 11
+    )  # ten digits and the "no label" token
 
 
 def test_conditional_training_uses_the_labels(tmp_path, images, labels):
     # Same seed, same batches, t and eps; only the labels differ, so the losses must differ.
     config = tiny_config(3, p_uncond=0.0)
-    a = train(TINY_CONDITIONAL, config, images, tmp_path / "a", progress=False, labels=labels)
-    b = train(TINY_CONDITIONAL, config, images, tmp_path / "b", progress=False, labels=(labels + 1) % 10)
+    a = train(
+        TINY_CONDITIONAL, config, images, tmp_path / "a", progress=False, labels=labels
+    )
+    b = train(
+        TINY_CONDITIONAL,
+        config,
+        images,
+        tmp_path / "b",
+        progress=False,
+        labels=(labels + 1) % 10,
+    )
     # The zero-initialized output convolutions block the label's path for two steps (the output, then the
     # residual branches, must first move away from zero); from the third step on the labels matter.
     assert a.losses[:2] == b.losses[:2] and a.losses[2] != b.losses[2]
 
 
 def test_conditional_unet_needs_labels(tmp_path, images):
-    with pytest.raises(ValueError, match=r"a class-conditional U-Net needs labels of shape \(256,\)"):
+    with pytest.raises(
+        ValueError, match=r"a class-conditional U-Net needs labels of shape \(256,\)"
+    ):
         train(TINY_CONDITIONAL, tiny_config(1), images, tmp_path, progress=False)
 
 
 def test_unconditional_unet_rejects_labels(tmp_path, images, labels):
-    with pytest.raises(ValueError, match="labels were given, but unet_config.num_classes is None"):
-        train(TINY_UNET, tiny_config(1), images, tmp_path, progress=False, labels=labels)
+    with pytest.raises(
+        ValueError, match="labels were given, but unet_config.num_classes is None"
+    ):
+        train(
+            TINY_UNET, tiny_config(1), images, tmp_path, progress=False, labels=labels
+        )
 
 
 def test_full_label_dropout_makes_the_labels_irrelevant(tmp_path, images, labels):
     config = tiny_config(3, p_uncond=1.0)  # every label becomes the "no label" token
-    a = train(TINY_CONDITIONAL, config, images, tmp_path / "a", progress=False, labels=labels)
-    b = train(TINY_CONDITIONAL, config, images, tmp_path / "b", progress=False, labels=(labels + 1) % 10)
+    a = train(
+        TINY_CONDITIONAL, config, images, tmp_path / "a", progress=False, labels=labels
+    )
+    b = train(
+        TINY_CONDITIONAL,
+        config,
+        images,
+        tmp_path / "b",
+        progress=False,
+        labels=(labels + 1) % 10,
+    )
     assert a.losses == b.losses
 
 
 # --- EMA warm-up, learning-rate schedule, checkpoint pruning -----------------------------------
-
-from ddpm_lite.train import ema_decay_at, lr_factor, make_optimizer, prune_checkpoints, train_step  # noqa: E402
 
 
 def test_ema_warmup_keeps_little_of_the_initial_weights():
@@ -179,21 +301,42 @@ def test_ema_warmup_keeps_little_of_the_initial_weights():
 
 def test_cosine_schedule_warms_up_then_decays_to_zero():
     config = TrainConfig(steps=1000, warmup_steps=100, lr_schedule="cosine")
-    assert lr_factor(0, config) == pytest.approx(0.01) and lr_factor(99, config) == pytest.approx(1.0)
-    assert lr_factor(550, config) == pytest.approx(0.5)  # halfway through the decay: cos(pi/2)
+    assert lr_factor(0, config) == pytest.approx(0.01) and lr_factor(
+        99, config
+    ) == pytest.approx(1.0)
+    assert lr_factor(550, config) == pytest.approx(
+        0.5
+    )  # halfway through the decay: cos(pi/2)
     assert lr_factor(999, config) == pytest.approx(0.0, abs=1e-4)
     assert lr_factor(500, replace(config, lr_schedule="constant")) == 1.0
 
 
-def test_a_short_runs_ema_is_no_worse_than_its_raw_weights_on_held_out_data(tmp_path, images):
-    result = train(MICRO_UNET, TrainConfig(steps=150, batch_size=32, lr=2e-3, warmup_steps=10, ema_decay=0.999,
-                                           checkpoint_every=150, device="cpu"), images, tmp_path, progress=False)
+def test_a_short_runs_ema_is_no_worse_than_its_raw_weights_on_held_out_data(
+    tmp_path, images
+):
+    result = train(
+        MICRO_UNET,
+        TrainConfig(
+            steps=150,
+            batch_size=32,
+            lr=2e-3,
+            warmup_steps=10,
+            ema_decay=0.999,
+            checkpoint_every=150,
+            device="cpu",
+        ),
+        images,
+        tmp_path,
+        progress=False,
+    )
     held_out = to_model_range(load_mnist("test").images[:256])
     schedule = NoiseSchedule(make_betas("linear", 1000)).to(dtype=torch.float32)
 
     def held_out_loss(model):  # the same t and eps for both models: a paired comparison
         with torch.no_grad():
-            return training_loss(model.eval(), schedule, held_out, torch.Generator().manual_seed(1)).item()
+            return training_loss(
+                model.eval(), schedule, held_out, torch.Generator().manual_seed(1)
+            ).item()
 
     raw, ema = held_out_loss(result.model), held_out_loss(result.ema)
     # Without the warm-up the EMA after 150 steps is 86 % the zero-output initial network: loss near 1.
@@ -201,9 +344,21 @@ def test_a_short_runs_ema_is_no_worse_than_its_raw_weights_on_held_out_data(tmp_
 
 
 def test_pruning_keeps_the_newest_checkpoints_and_the_final_one(tmp_path, images):
-    train(TINY_UNET, replace(tiny_config(8), keep_checkpoints=2), images, tmp_path, progress=False)
-    assert sorted(p.name for p in tmp_path.glob("*.json")) == ["checkpoint-0000006.json", "checkpoint-0000008.json"]
-    for step in (10, 12):  # as if resumed with more steps: step 8 was final before, 12 is now
+    train(
+        TINY_UNET,
+        replace(tiny_config(8), keep_checkpoints=2),
+        images,
+        tmp_path,
+        progress=False,
+    )
+    assert sorted(p.name for p in tmp_path.glob("*.json")) == [
+        "checkpoint-0000006.json",
+        "checkpoint-0000008.json",
+    ]
+    for step in (
+        10,
+        12,
+    ):  # as if resumed with more steps: step 8 was final before, 12 is now
         (tmp_path / f"checkpoint-{step:07d}.json").write_text("{}")
     deleted = prune_checkpoints(tmp_path, 2, keep_step=12)
     assert [s.name for s in deleted] == ["checkpoint-0000006", "checkpoint-0000008"]
@@ -212,14 +367,24 @@ def test_pruning_keeps_the_newest_checkpoints_and_the_final_one(tmp_path, images
 
 # --- the GPU path, checked on the CPU ---------------------------------------------------------
 
+
 def test_training_under_bf16_autocast_runs_and_lowers_the_loss(tmp_path, images):
     # CPU autocast runs the U-Net in bfloat16, as CUDA autocast does: the loss must still be float32.
-    config = TrainConfig(steps=40, batch_size=32, lr=2e-3, warmup_steps=5, checkpoint_every=20, device="cpu",
-                         precision="bf16")
+    config = TrainConfig(
+        steps=40,
+        batch_size=32,
+        lr=2e-3,
+        warmup_steps=5,
+        checkpoint_every=20,
+        device="cpu",
+        precision="bf16",
+    )
     result = train(MICRO_UNET, config, images, tmp_path, progress=False)
     assert len(result.losses) == 40 and all(math.isfinite(x) for x in result.losses)
     assert sum(result.losses[-10:]) < 0.8 * sum(result.losses[:10])
-    resumed = train(MICRO_UNET, replace(config, steps=50), images, tmp_path, progress=False)
+    resumed = train(
+        MICRO_UNET, replace(config, steps=50), images, tmp_path, progress=False
+    )
     assert resumed.losses[:40] == result.losses
 
 
@@ -232,7 +397,9 @@ def test_the_sync_detector_catches_a_sync(no_host_sync):
 
 
 @pytest.mark.parametrize("conditional", [False, True])
-def test_a_training_step_reads_nothing_on_the_host(images, labels, conditional, request):
+def test_a_training_step_reads_nothing_on_the_host(
+    images, labels, conditional, request
+):
     from ddpm_lite.unet import UNet
 
     unet_config = TINY_CONDITIONAL if conditional else TINY_UNET
@@ -240,11 +407,25 @@ def test_a_training_step_reads_nothing_on_the_host(images, labels, conditional, 
     ema = UNet(unet_config).requires_grad_(False)
     config = tiny_config(3)
     optimizer = make_optimizer(model, config)
-    lr_schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, config))
+    lr_schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, config)
+    )
     schedule = NoiseSchedule(make_betas("linear", 1000)).to(dtype=torch.float32)
     g = torch.Generator().manual_seed(0)
     request.getfixturevalue("no_host_sync")
     for step in range(2):
-        loss = train_step(model, ema, optimizer, lr_schedule, model, schedule, images, labels if conditional else None,
-                          g, config, step, torch.autocast("cpu", enabled=False))
+        loss = train_step(
+            model,
+            ema,
+            optimizer,
+            lr_schedule,
+            model,
+            schedule,
+            images,
+            labels if conditional else None,
+            g,
+            config,
+            step,
+            torch.autocast("cpu", enabled=False),
+        )
     assert loss.shape == ()

@@ -3,14 +3,34 @@ import torch
 
 from ddpm_lite.unet import Attention, UNet, UNetConfig, timestep_embedding
 
-TINY = UNetConfig(base_channels=16, channel_mults=(1, 2), num_res_blocks=1, attention_resolutions=(14,), groups=8, dropout=0.0)
+TINY = UNetConfig(
+    base_channels=16,
+    channel_mults=(1, 2),
+    num_res_blocks=1,
+    attention_resolutions=(14,),
+    groups=8,
+    dropout=0.0,
+)
 
 
-@pytest.mark.parametrize("config,shape", [
-    (TINY, (3, 1, 28, 28)),
-    (UNetConfig(base_channels=16, groups=8), (2, 1, 28, 28)),
-    (UNetConfig(image_size=32, in_channels=3, base_channels=16, channel_mults=(1, 2, 2, 2), groups=8, attention_resolutions=(8,)), (2, 3, 32, 32)),
-])
+@pytest.mark.parametrize(
+    "config,shape",
+    [
+        (TINY, (3, 1, 28, 28)),
+        (UNetConfig(base_channels=16, groups=8), (2, 1, 28, 28)),
+        (
+            UNetConfig(
+                image_size=32,
+                in_channels=3,
+                base_channels=16,
+                channel_mults=(1, 2, 2, 2),
+                groups=8,
+                attention_resolutions=(8,),
+            ),
+            (2, 3, 32, 32),
+        ),
+    ],
+)
 def test_output_has_the_input_shape(config, shape):
     model = UNet(config)
     x = torch.randn(shape)
@@ -20,13 +40,18 @@ def test_output_has_the_input_shape(config, shape):
 def test_predicts_zero_at_initialisation():
     # conv_out is zero-initialised: eps_theta = 0 until training moves it
     model = UNet(TINY)
-    assert torch.equal(model(torch.randn(2, 1, 28, 28), torch.tensor([3, 900])), torch.zeros(2, 1, 28, 28))
+    assert torch.equal(
+        model(torch.randn(2, 1, 28, 28), torch.tensor([3, 900])),
+        torch.zeros(2, 1, 28, 28),
+    )
 
 
 def test_output_depends_on_t():
     torch.manual_seed(0)
     model = UNet(TINY).eval()
-    with torch.no_grad():  # the zero-initialised layers hide t at first; give every weight a value
+    with (
+        torch.no_grad()
+    ):  # the zero-initialised layers hide t at first; give every weight a value
         for parameter in model.parameters():
             parameter.normal_(std=0.1)
     x = torch.randn(1, 1, 28, 28).expand(2, -1, -1, -1)
@@ -35,7 +60,9 @@ def test_output_depends_on_t():
 
 
 def test_attention_only_at_the_configured_resolution():
-    model = UNet(UNetConfig(base_channels=16, groups=8))  # 28 -> 14 -> 7, attention at 7
+    model = UNet(
+        UNetConfig(base_channels=16, groups=8)
+    )  # 28 -> 14 -> 7, attention at 7
     # at 7 x 7: 2 down blocks + the middle + 3 up blocks
     assert sum(isinstance(m, Attention) for m in model.modules()) == 6
 
@@ -43,31 +70,47 @@ def test_attention_only_at_the_configured_resolution():
 def test_class_conditioning_costs_nothing_when_unused():
     plain = sum(p.numel() for p in UNet(TINY).parameters())
     conditional = UNet(UNetConfig(**{**TINY.__dict__, "num_classes": 10}))
-    assert sum(p.numel() for p in conditional.parameters()) - plain == 11 * 4 * TINY.base_channels
+    assert (
+        sum(p.numel() for p in conditional.parameters()) - plain
+        == 11 * 4 * TINY.base_channels
+    )
     x, t = torch.randn(2, 1, 28, 28), torch.tensor([5, 6])
     assert conditional(x, t, torch.tensor([1, 9])).shape == x.shape
     assert conditional(x, t).shape == x.shape  # no label: the null token
 
 
 def test_label_without_class_conditioning_is_rejected():
-    with pytest.raises(ValueError, match=r"y was given, but the model has no class conditioning"):
+    with pytest.raises(
+        ValueError, match=r"y was given, but the model has no class conditioning"
+    ):
         UNet(TINY)(torch.randn(1, 1, 28, 28), torch.tensor([1]), torch.tensor([3]))
 
 
 def test_timestep_embedding_is_bounded_and_distinct():
     emb = timestep_embedding(torch.arange(1000), 64)
     assert emb.shape == (1000, 64) and emb.abs().max() <= 1.0
-    assert torch.cdist(emb, emb).add(torch.eye(1000) * 10).min() > 1e-3  # every step has its own code
+    assert (
+        torch.cdist(emb, emb).add(torch.eye(1000) * 10).min() > 1e-3
+    )  # every step has its own code
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"image_size": 30, "channel_mults": (1, 2, 2)}, r"image_size 30 must be divisible by 2\^\(levels - 1\) = 4"),
-    ({"groups": 7}, r"groups=7 must divide every channel count"),
-    ({"num_res_blocks": 0}, r"num_res_blocks must be >= 1"),
-    ({"dropout": 1.0}, r"dropout must be in \[0, 1\)"),
-    ({"num_classes": 0}, r"num_classes must be None or >= 1"),
-    ({"channel_mults": (1, 0)}, r"channel_mults must be a non-empty tuple of positive ints"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (
+            {"image_size": 30, "channel_mults": (1, 2, 2)},
+            r"image_size 30 must be divisible by 2\^\(levels - 1\) = 4",
+        ),
+        ({"groups": 7}, r"groups=7 must divide every channel count"),
+        ({"num_res_blocks": 0}, r"num_res_blocks must be >= 1"),
+        ({"dropout": 1.0}, r"dropout must be in \[0, 1\)"),
+        ({"num_classes": 0}, r"num_classes must be None or >= 1"),
+        (
+            {"channel_mults": (1, 0)},
+            r"channel_mults must be a non-empty tuple of positive ints",
+        ),
+    ],
+)
 def test_bad_config_is_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):
         UNetConfig(**kwargs)

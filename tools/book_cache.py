@@ -15,6 +15,7 @@ is left to the build, which executes it again and reports the error.
 
     python tools/book_cache.py [cache_dir] [--execute]
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -32,14 +33,23 @@ STAMP_NAME = "ddpm_lite.sha256"
 
 def package_hash(package: Path = PACKAGE) -> str:
     digest = hashlib.sha256()
-    for path in sorted(p for p in package.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
-        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    for path in sorted(
+        p for p in package.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+    ):
+        digest.update(
+            path.relative_to(package).as_posix().encode()
+            + b"\0"
+            + path.read_bytes()
+            + b"\0"
+        )
     return digest.hexdigest()
 
 
 def imports_package(notebook: Path) -> bool:
     cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
-    return any(c["cell_type"] == "code" and "ddpm_lite" in "".join(c["source"]) for c in cells)
+    return any(
+        c["cell_type"] == "code" and "ddpm_lite" in "".join(c["source"]) for c in cells
+    )
 
 
 def invalidate(cache_dir: Path, current_hash: str) -> list[str]:
@@ -66,11 +76,19 @@ def invalidate(cache_dir: Path, current_hash: str) -> list[str]:
 
 def toc_notebooks(root: Path = ROOT) -> list[Path]:
     """The notebooks that _toc.yml lists, in its order."""
-    entries = re.findall(r"file:\s*(\S+)", (root / "_toc.yml").read_text(encoding="utf-8"))
-    return [root / f"{entry}.ipynb" for entry in entries if (root / f"{entry}.ipynb").is_file()]
+    entries = re.findall(
+        r"file:\s*(\S+)", (root / "_toc.yml").read_text(encoding="utf-8")
+    )
+    return [
+        root / f"{entry}.ipynb"
+        for entry in entries
+        if (root / f"{entry}.ipynb").is_file()
+    ]
 
 
-def execute_stale(cache_dir: Path, notebooks: list[Path], workers: int, timeout: int) -> tuple[list[str], list[str]]:
+def execute_stale(
+    cache_dir: Path, notebooks: list[Path], workers: int, timeout: int
+) -> tuple[list[str], list[str]]:
     """Execute the notebooks the cache has no execution of, `workers` at a time; return (executed, failed)."""
     import nbformat
     from jupyter_cache import get_cache
@@ -85,13 +103,21 @@ def execute_stale(cache_dir: Path, notebooks: list[Path], workers: int, timeout:
             stale.append(cache.add_nb_to_project(str(notebook)))
     if not stale:
         return [], []
-    stale.sort(key=lambda record: Path(record.uri).stat().st_size, reverse=True)  # big (slow) chapters first
+    stale.sort(
+        key=lambda record: Path(record.uri).stat().st_size, reverse=True
+    )  # big (slow) chapters first
     # Each kernel gets its share of the cores: kernels started by the pool inherit this.
     os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
-    jobs = [ProcessData(record.pk, record.uri, cache, timeout, False) for record in stale]
+    jobs = [
+        ProcessData(record.pk, record.uri, cache, timeout, False) for record in stale
+    ]
     with multiprocessing.Pool(workers) as pool:
-        results = list(pool.imap_unordered(ExecutionWorkerLocalMProc(), jobs, chunksize=1))
-    return [Path(uri).name for code, uri in results if code == 0], [Path(uri).name for code, uri in results if code != 0]
+        results = list(
+            pool.imap_unordered(ExecutionWorkerLocalMProc(), jobs, chunksize=1)
+        )
+    return [Path(uri).name for code, uri in results if code == 0], [
+        Path(uri).name for code, uri in results if code != 0
+    ]
 
 
 if __name__ == "__main__":
@@ -99,8 +125,17 @@ if __name__ == "__main__":
     cache_dir = Path(arguments[0]) if arguments else ROOT / "_build" / ".jupyter_cache"
     dropped = invalidate(cache_dir, package_hash())
     if dropped:
-        print(f"ddpm_lite changed: re-executing {len(dropped)} chapter(s): {', '.join(sorted(dropped))}")
+        print(
+            f"ddpm_lite changed: re-executing {len(dropped)} chapter(s): {', '.join(sorted(dropped))}"
+        )
     if "--execute" in sys.argv:
-        timeout = int(re.search(r"timeout:\s*(\d+)", (ROOT / "_config.yml").read_text()).group(1))
-        executed, failed = execute_stale(cache_dir, toc_notebooks(), os.cpu_count() or 1, timeout)
-        print(f"executed {len(executed)} chapter(s) in parallel" + (f"; left to the build: {', '.join(failed)}" if failed else ""))
+        timeout = int(
+            re.search(r"timeout:\s*(\d+)", (ROOT / "_config.yml").read_text()).group(1)
+        )
+        executed, failed = execute_stale(
+            cache_dir, toc_notebooks(), os.cpu_count() or 1, timeout
+        )
+        print(
+            f"executed {len(executed)} chapter(s) in parallel"
+            + (f"; left to the build: {', '.join(failed)}" if failed else "")
+        )

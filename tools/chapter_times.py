@@ -5,6 +5,7 @@
 myst-nb records how long each notebook took to execute when `make book` ran it; a cached
 chapter keeps the time of the run that filled the cache.
 """
+
 from __future__ import annotations
 
 import sys
@@ -15,8 +16,13 @@ from jupyter_cache import get_cache
 
 def main(cache_dir: str = "_build/.jupyter_cache") -> None:
     cache = get_cache(cache_dir)
-    times = sorted(((r.data.get("execution_seconds") or 0.0, Path(r.uri).name) for r in cache.list_cache_records()),
-                   reverse=True)
+    times = sorted(
+        (
+            (r.data.get("execution_seconds") or 0.0, Path(r.uri).name)
+            for r in cache.list_cache_records()
+        ),
+        reverse=True,
+    )
     for seconds, name in times:
         print(f"{seconds:7.1f} s  {name}")
 

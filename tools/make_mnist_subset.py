@@ -5,6 +5,7 @@
 Takes the first 6,000 training and the first 2,000 test images with their labels and
 writes them as standard gzip IDX files (gzip mtime 0, so the output is reproducible).
 """
+
 import gzip
 import sys
 
@@ -14,7 +15,9 @@ COUNTS = {"train": 6000, "test": 2000}
 
 
 def idx_bytes(array, magic):
-    header = magic.to_bytes(4, "big") + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    header = magic.to_bytes(4, "big") + b"".join(
+        int(d).to_bytes(4, "big") for d in array.shape
+    )
     return header + array.contiguous().numpy().tobytes()
 
 
@@ -22,9 +25,18 @@ def main(source: str) -> None:
     SUBSET_DIR.mkdir(exist_ok=True)
     for split, n in COUNTS.items():
         data = read_mnist_dir(source, split)
-        for (stem, magic, array) in zip(FILES[split], (IMAGE_MAGIC, LABEL_MAGIC), (data.images[:n], data.labels[:n].to(dtype=data.images.dtype))):
+        for stem, magic, array in zip(
+            FILES[split],
+            (IMAGE_MAGIC, LABEL_MAGIC),
+            (data.images[:n], data.labels[:n].to(dtype=data.images.dtype)),
+        ):
             path = SUBSET_DIR / (stem + ".gz")
-            with open(path, "wb") as raw, gzip.GzipFile(filename=stem, mode="wb", fileobj=raw, mtime=0, compresslevel=9) as f:
+            with (
+                open(path, "wb") as raw,
+                gzip.GzipFile(
+                    filename=stem, mode="wb", fileobj=raw, mtime=0, compresslevel=9
+                ) as f,
+            ):
                 f.write(idx_bytes(array, magic))
             print(path, path.stat().st_size, "bytes")
 

@@ -7,13 +7,19 @@ Only the EMA weights and the loss history travel (the optimizer state stays behi
 keeps the checkpoint's provenance (command, steps, images seen, wall time, device, torch, code
 version) and adds the SHA-256 of the checkpoint it came from and any measured quality files.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
 
-from ddpm_lite.checkpoint import checkpoint_files, load_checkpoint, save_checkpoint, sha256_of
+from ddpm_lite.checkpoint import (
+    checkpoint_files,
+    load_checkpoint,
+    save_checkpoint,
+    sha256_of,
+)
 
 MNIST_DIR = "$DDPM_LITE_MNIST_DIR"  # how the sidecar names the training data's directory: no path of this machine
 
@@ -24,26 +30,60 @@ def without_local_paths(info: dict, data_dir: str) -> dict:
     return json.loads(text)
 
 
-KEPT = ("step", "unet_config", "train_config", "data", "command", "wall_seconds_total", "images_seen", "device",
-        "code_version", "torch", "metrics")
+KEPT = (
+    "step",
+    "unet_config",
+    "train_config",
+    "data",
+    "command",
+    "wall_seconds_total",
+    "images_seen",
+    "device",
+    "code_version",
+    "torch",
+    "metrics",
+)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint", type=Path, help="training checkpoint, path without suffix")
-    parser.add_argument("--out", type=Path, required=True, help="shipped model, path without suffix")
-    parser.add_argument("--quality", type=Path, nargs="*", default=[], help="JSON files from benchmarks/ to record")
-    parser.add_argument("--data-dir", required=True, help="the MNIST directory the run used, as written in its command")
+    parser.add_argument(
+        "checkpoint", type=Path, help="training checkpoint, path without suffix"
+    )
+    parser.add_argument(
+        "--out", type=Path, required=True, help="shipped model, path without suffix"
+    )
+    parser.add_argument(
+        "--quality",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="JSON files from benchmarks/ to record",
+    )
+    parser.add_argument(
+        "--data-dir",
+        required=True,
+        help="the MNIST directory the run used, as written in its command",
+    )
     args = parser.parse_args()
     tensors, info = load_checkpoint(args.checkpoint)
     kept = {k: v.float() for k, v in tensors.items() if k.startswith("ema.")}
     kept["history.loss"] = tensors["history.loss"]
-    sidecar = without_local_paths({k: info[k] for k in KEPT if k in info}, args.data_dir)
-    sidecar["source_checkpoint"] = {"name": args.checkpoint.name,
-                                    "sha256": sha256_of(checkpoint_files(args.checkpoint)[0])}
-    sidecar["quality"] = [without_local_paths(json.loads(p.read_text()), args.data_dir) for p in args.quality]
+    sidecar = without_local_paths(
+        {k: info[k] for k in KEPT if k in info}, args.data_dir
+    )
+    sidecar["source_checkpoint"] = {
+        "name": args.checkpoint.name,
+        "sha256": sha256_of(checkpoint_files(args.checkpoint)[0]),
+    }
+    sidecar["quality"] = [
+        without_local_paths(json.loads(p.read_text()), args.data_dir)
+        for p in args.quality
+    ]
     weights = save_checkpoint(args.out, kept, sidecar)
-    print(f"wrote {weights} ({weights.stat().st_size / 1e6:.2f} MB) and {checkpoint_files(args.out)[1].name}")
+    print(
+        f"wrote {weights} ({weights.stat().st_size / 1e6:.2f} MB) and {checkpoint_files(args.out)[1].name}"
+    )
 
 
 if __name__ == "__main__":

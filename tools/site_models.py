@@ -12,6 +12,7 @@ Writes into the directory (ignored by git; Jupyter Book copies _static/ into the
 The stamp is the SHA-256 of the checkpoint, of the package files the export reads and of this file;
 when it is unchanged nothing is written, so a changed checkpoint (or exporter, sampler) re-exports them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,11 +23,24 @@ from pathlib import Path
 import ddpm_lite
 from ddpm_lite.checkpoint import sha256_of
 from ddpm_lite.data import SUBSET_DIR, read_mnist_dir, to_model_range
-from ddpm_lite.export import export_onnx, onnx_eps_model, reference_run, write_json, write_schedule
+from ddpm_lite.export import (
+    export_onnx,
+    onnx_eps_model,
+    reference_run,
+    write_json,
+    write_schedule,
+)
 from ddpm_lite.pretrained import load_pretrained, pretrained_path
 
 PACKAGE = Path(ddpm_lite.__file__).parent
-SOURCES = ("export.py", "unet.py", "sampling.py", "guidance.py", "schedules.py", "data.py")
+SOURCES = (
+    "export.py",
+    "unet.py",
+    "sampling.py",
+    "guidance.py",
+    "schedules.py",
+    "data.py",
+)
 # The fixed case the page replays: two digits, 10 DDIM steps with step noise, guidance on.
 REFERENCE = dict(labels=[3, 7], scale=2.0, num_steps=10, eta=0.5, seed=0)
 # Largest |x_browser - x_python| accepted over the sample, in [-1, 1] pixel units, for the Python sampler run
@@ -37,11 +51,15 @@ TOLERANCE = {"onnx": 5e-4, "torch": 5e-2}
 
 
 def stamp(name: str = "mnist-cond") -> str:
-    digest = hashlib.sha256(sha256_of(pretrained_path(name).with_suffix(".safetensors")).encode())
+    digest = hashlib.sha256(
+        sha256_of(pretrained_path(name).with_suffix(".safetensors")).encode()
+    )
     for source in SOURCES:
         digest.update((PACKAGE / source).read_bytes())
     digest.update(Path(__file__).read_bytes())  # this file decides what is written
-    digest.update(json.dumps({**REFERENCE, 'tolerance': TOLERANCE}, sort_keys=True).encode())
+    digest.update(
+        json.dumps({**REFERENCE, "tolerance": TOLERANCE}, sort_keys=True).encode()
+    )
     return digest.hexdigest()
 
 
@@ -49,25 +67,47 @@ def export_site_models(out: Path, force: bool = False) -> bool:
     """Write the four files into out unless their stamp is current; True when they were written."""
     current = stamp()
     schedule_file = out / "mnist_ddpm.json"
-    if not force and schedule_file.is_file() and json.loads(schedule_file.read_text()).get("stamp") == current:
+    if (
+        not force
+        and schedule_file.is_file()
+        and json.loads(schedule_file.read_text()).get("stamp") == current
+    ):
         return False
     model, schedule, _, _ = load_pretrained("mnist-cond")
     onnx_file = export_onnx(model, out / "mnist_ddpm.onnx", half_weights=True)
     c = model.config
     cond_models = {"onnx": onnx_eps_model(onnx_file), "torch": model}
-    record = reference_run(cond_models, c.num_classes, (c.in_channels, c.image_size, c.image_size), schedule, **REFERENCE)
+    record = reference_run(
+        cond_models,
+        c.num_classes,
+        (c.in_channels, c.image_size, c.image_size),
+        schedule,
+        **REFERENCE,
+    )
     record["tolerance"] = TOLERANCE
     write_json(out / "mnist_ddpm.reference.json", record)
     digits = to_model_range(read_mnist_dir(SUBSET_DIR, "test").images[:16])
-    write_json(out / "mnist_test_digits.json", {"shape": list(digits.shape), "x0": [round(float(v), 6) for v in digits.reshape(-1)]})
-    write_schedule(schedule_file, schedule.alpha_bars, model, stamp=current)  # last: its stamp marks the set complete
+    write_json(
+        out / "mnist_test_digits.json",
+        {
+            "shape": list(digits.shape),
+            "x0": [round(float(v), 6) for v in digits.reshape(-1)],
+        },
+    )
+    write_schedule(
+        schedule_file, schedule.alpha_bars, model, stamp=current
+    )  # last: its stamp marks the set complete
     return True
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("out", type=Path, help="directory for the exported files (e.g. _static/models)")
-    parser.add_argument("--force", action="store_true", help="export even when the stamp is current")
+    parser.add_argument(
+        "out", type=Path, help="directory for the exported files (e.g. _static/models)"
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="export even when the stamp is current"
+    )
     args = parser.parse_args()
     written = export_site_models(args.out, args.force)
     print(f"{args.out}: {'exported' if written else 'up to date'}")
