@@ -78,6 +78,36 @@ def timesteps(
 
 
 def choice(name: str, value: object, allowed: tuple[str, ...]) -> str:
+    """value, if it is one of `allowed`; else a ValueError naming name and the choices."""
     if value not in allowed:
         raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
     return value  # type: ignore[return-value]
+
+
+def step_index(name: str, value: object, T: int, *, low: int = 0) -> int:
+    """A code index given as a Python int in {low, ..., T-1}, e.g. a sampler's t_start."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value < T:
+        raise ValueError(
+            f"{name} must be an int in [{low}, {T - 1}] (T={T}), got {value!r}"
+        )
+    return value
+
+
+def num_steps(value: object, most: int, why: str) -> int:
+    """A number of sampler steps in {1, ..., most}; `why` says where the bound comes from."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+        raise ValueError(f"num_steps must be in [1, {most}] ({why}), got {value!r}")
+    return value
+
+
+def at_least(name: str, value: float, low: float) -> float:
+    """A number >= low (NaN is refused too)."""
+    if not value >= low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+    return value
+
+
+def in_unit_interval(name: str, value: float) -> float:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value}")
+    return value

@@ -117,37 +117,33 @@ def reference_run(
     eta: float,
     seed: int,
 ) -> dict:
-    """One run of `sampling.ddim_trajectory` (clip_denoised=True) with classifier-free guidance at `scale`, for each
-    conditional model (x_t, t, y) -> eps in cond_models: the inputs, the noise drawn (x_T, then one draw per step
-    when eta > 0; the same for every model) and each model's sample.
+    """One run of `sampling.ddim_trajectory` (clip_denoised=True) with classifier-free
+    guidance at `scale` for each conditional model (x_t, t, y) -> eps in cond_models:
+    the inputs, the noise drawn (x_T, then one draw per step when eta > 0), and each
+    model's sample.
 
-    The noise is read back by replaying the sampler's generator: same seed, same shapes, same order.
+    The first model's run records the noise it draws; every other model replays it.
     """
     from .guidance import classifier_free_guidance
+    from .noise import GeneratorNoise, RecordedNoise, RecordingNoise
     from .sampling import ddim_timesteps, ddim_trajectory, final_sample
 
     y = torch.tensor(labels, dtype=torch.long)
     shape = (len(labels), *image_shape)
+    generated = GeneratorNoise(
+        torch.Generator().manual_seed(seed), "cpu", torch.float32
+    )
+    recording = RecordingNoise(generated)
     samples = {}
     for name, cond_model in cond_models.items():
         eps_model = classifier_free_guidance(cond_model, y, null_label, scale)
+        noise = RecordedNoise(recording.draws) if samples else recording
         with torch.no_grad():
-            samples[name] = final_sample(
-                ddim_trajectory(
-                    eps_model,
-                    schedule,
-                    shape,
-                    torch.Generator().manual_seed(seed),
-                    num_steps,
-                    eta,
-                    clip_denoised=True,
-                )
+            run = ddim_trajectory(
+                eps_model, schedule, shape, noise, num_steps, eta, clip_denoised=True
             )
-    replay = torch.Generator().manual_seed(seed)
-    draws = [
-        torch.randn(shape, generator=replay)
-        for _ in range(1 + (num_steps if eta > 0 else 0))
-    ]
+            samples[name] = final_sample(run)
+    draws = recording.draws
 
     def flat(x: torch.Tensor) -> list[float]:
         # The shortest decimal that reads back as the same float32 (numpy's repr): exact, and half the text.

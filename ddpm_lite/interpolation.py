@@ -8,14 +8,15 @@ interpolation keeps the norm of equal-norm endpoints, and so keeps noise looking
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 from torch import Tensor
 
-from ._validate import check_like, check_tensor
-from .diffusion import q_sample
-from .sampling import ddim_trajectory_from, ddpm_update, final_sample
+from . import _validate as v
+from .diffusion import EpsModel, q_sample
+from .noise import GeneratorNoise, SharedNoise
+from .sampling import ddim_trajectory_from, ddpm_trajectory_from, final_sample
 from .schedules import NoiseSchedule
 
 MIXES = ("lerp", "slerp")
@@ -23,10 +24,9 @@ SAMPLERS = ("ddim", "ddpm")
 
 
 def _check(a: Tensor, b: Tensor, lam: float) -> None:
-    check_tensor("a", a)
-    check_like("b", b, "a", a)
-    if not 0.0 <= lam <= 1.0:
-        raise ValueError(f"lam must be in [0, 1], got {lam}")
+    v.check_tensor("a", a)
+    v.check_like("b", b, "a", a)
+    v.in_unit_interval("lam", lam)
 
 
 def lerp(a: Tensor, b: Tensor, lam: float) -> Tensor:
@@ -66,7 +66,7 @@ def ddim_steps_for(t: int, stride: int = 20) -> int:
 
 @torch.no_grad()
 def interpolate_via_noise(
-    eps_model: Callable[[Tensor, Tensor], Tensor],
+    eps_model: EpsModel,
     schedule: NoiseSchedule,
     x_a: Tensor,
     x_b: Tensor,
@@ -86,61 +86,28 @@ def interpolate_via_noise(
     DDPM (sigma_t^2 = beta_tilde_t), whose per-step noise z is also the same for every lam.
     So only lam changes along a row. t = -1 mixes the images themselves and decodes nothing.
     """
-    check_tensor("x_a", x_a)
-    check_like("x_b", x_b, "x_a", x_a)
-    if mix not in MIXES:
-        raise ValueError(f"mix must be one of {MIXES}, got {mix!r}")
-    if sampler not in SAMPLERS:
-        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
-    if isinstance(t, bool) or not isinstance(t, int) or not -1 <= t < schedule.T:
-        raise ValueError(
-            f"t must be an int in [-1, {schedule.T - 1}] (a code index; -1 is the data), got {t!r}"
-        )
+    v.check_tensor("x_a", x_a)
+    v.check_like("x_b", x_b, "x_a", x_a)
+    v.choice("mix", mix, MIXES)
+    v.choice("sampler", sampler, SAMPLERS)
+    v.step_index("t", t, schedule.T, low=-1)
     if len(lams) == 0:
         raise ValueError("lams must hold at least one mixing weight")
     mix_fn = slerp if mix == "slerp" else lerp
     if t == -1:
         return torch.stack([mix_fn(x_a, x_b, lam) for lam in lams])
-    noise_a = torch.randn(
-        x_a.shape, generator=generator, device=x_a.device, dtype=x_a.dtype
-    )
-    noise_b = torch.randn(
-        x_a.shape, generator=generator, device=x_a.device, dtype=x_a.dtype
-    )
-    xt_a, xt_b = (
-        q_sample(schedule, x_a, t, noise_a),
-        q_sample(schedule, x_b, t, noise_b),
-    )
-    mixed = [mix_fn(xt_a, xt_b, lam) for lam in lams]
-    if sampler == "ddim":  # deterministic: every lam in one batch
+    noise = GeneratorNoise(generator, x_a.device, x_a.dtype)
+    xt_a = q_sample(schedule, x_a, t, noise.randn(x_a.shape))
+    xt_b = q_sample(schedule, x_b, t, noise.randn(x_a.shape))
+    mixed = torch.cat([mix_fn(xt_a, xt_b, lam) for lam in lams])
+    if sampler == "ddim":  # deterministic
         steps = ddim_steps_for(t) if num_steps is None else num_steps
-        decoded = final_sample(
-            ddim_trajectory_from(
-                eps_model,
-                schedule,
-                torch.cat(mixed),
-                t,
-                generator,
-                steps,
-                clip_denoised=clip_denoised,
-            )
+        run = ddim_trajectory_from(
+            eps_model, schedule, mixed, t, noise, steps, clip_denoised=clip_denoised
         )
-        return decoded.reshape(len(lams), *x_a.shape)
-    # Ancestral: every lam in one batch, with the same z at each step for every lam (drawn once per step for
-    # one row of B and repeated), so only lam changes along a row. The loop is ddpm_trajectory_from's.
-    xt = torch.cat(mixed)
-    for step in reversed(range(t + 1)):
-        t_batch = torch.full((xt.shape[0],), step, dtype=torch.long, device=xt.device)
-        z = torch.randn(
-            x_a.shape, generator=generator, device=xt.device, dtype=xt.dtype
-        ).repeat(len(lams), *[1] * (x_a.ndim - 1))
-        xt, _ = ddpm_update(
-            schedule,
-            xt,
-            t_batch,
-            eps_model(xt, t_batch),
-            z,
-            "beta_tilde",
-            clip_denoised,
+    else:  # ancestral: each step's z is drawn for one row of B and shared by every lam
+        shared = SharedNoise(noise, x_a.shape[0])
+        run = ddpm_trajectory_from(
+            eps_model, schedule, mixed, t, shared, clip_denoised=clip_denoised
         )
-    return xt.reshape(len(lams), *x_a.shape)
+    return final_sample(run).reshape(len(lams), *x_a.shape)

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-ort = pytest.importorskip("onnxruntime")
+from ddpm_lite.export import export_onnx, onnx_eps_model
+from ddpm_lite.pretrained import load_pretrained
 
-from ddpm_lite.export import export_onnx, onnx_eps_model  # noqa: E402
-from ddpm_lite.pretrained import load_pretrained  # noqa: E402
+ort = pytest.importorskip("onnxruntime")
 
 pytestmark = pytest.mark.slow  # tracing the exporter takes seconds
 
@@ -115,8 +115,9 @@ def test_the_command_writes_the_model_and_the_schedule_the_sampler_uses(tmp_path
 def test_the_reference_run_records_the_noise_the_sampler_drew(shipped, exported):
     from ddpm_lite.export import reference_run
     from ddpm_lite.guidance import classifier_free_guidance
+    from ddpm_lite.noise import RecordedNoise
     from ddpm_lite.pretrained import load_pretrained
-    from ddpm_lite.sampling import alpha_bar_at, ddim_update
+    from ddpm_lite.sampling import ddim_trajectory, final_sample
 
     schedule = load_pretrained("mnist-cond").schedule
     onnx_model = onnx_eps_model(exported[False])
@@ -133,25 +134,20 @@ def test_the_reference_run_records_the_noise_the_sampler_drew(shipped, exported)
     )
     shape = record["shape"]
     assert record["timesteps"] == [999, 749, 499, 249] and len(record["noise"]) == 4
-    # Replay: the recorded x_T and step noise through the update alone give each recorded sample.
+    # Replay: the recorded x_T and step noise, fed to the sampler, give each recorded sample.
+    draws = [torch.tensor(z).reshape(shape) for z in [record["x_T"], *record["noise"]]]
     for name, cond_model in (("torch", shipped), ("onnx", onnx_model)):
         eps_model = classifier_free_guidance(cond_model, torch.tensor([3, 7]), 10, 2.0)
-        xt = torch.tensor(record["x_T"]).reshape(shape)
-        steps = record["timesteps"]
+        replay = RecordedNoise(draws)
         with torch.no_grad():
-            for t, t_prev, noise in zip(steps, steps[1:] + [-1], record["noise"]):
-                t_batch = torch.full((2,), t)
-                xt, _ = ddim_update(
-                    schedule,
-                    xt,
-                    t_batch,
-                    alpha_bar_at(schedule, t_prev),
-                    eps_model(xt, t_batch),
-                    0.5,
-                    torch.tensor(noise).reshape(shape),
-                    clip_denoised=True,
-                )
-        assert torch.equal(xt.reshape(-1), torch.tensor(record["samples"][name])), name
+            run = ddim_trajectory(
+                eps_model, schedule, shape, replay, 4, 0.5, clip_denoised=True
+            )
+            sample = final_sample(run)
+        assert replay.used == len(draws)
+        assert torch.equal(sample.reshape(-1), torch.tensor(record["samples"][name])), (
+            name
+        )
     # The float32 export follows PyTorch closely through all four steps.
     assert (
         max(
