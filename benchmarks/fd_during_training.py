@@ -28,7 +28,7 @@ from ddpm_lite.classifier import load_classifier, predict
 from ddpm_lite.data import load_mnist, to_model_range
 from ddpm_lite.metrics import feature_stats, frechet_distance, inception_score
 from ddpm_lite.pretrained import pretrained_path
-from ddpm_lite.train import load_trained
+from ddpm_lite.trained import load_trained
 
 
 def main() -> None:

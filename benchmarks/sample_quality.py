@@ -24,9 +24,10 @@ import torch
 from hardware import describe
 
 from ddpm_lite._io import atomic_write
-from ddpm_lite.checkpoint import checkpoint_files, latest_checkpoint, sha256_of
+from ddpm_lite.checkpoint import checkpoint_files, resolve_checkpoint, sha256_of
 from ddpm_lite.classifier import load_classifier, predict
 from ddpm_lite.data import load_mnist, to_model_range
+from ddpm_lite.devices import resolve_device
 from ddpm_lite.guidance import classifier_free_guidance
 from ddpm_lite.metrics import (
     class_histogram,
@@ -36,7 +37,7 @@ from ddpm_lite.metrics import (
 )
 from ddpm_lite.pretrained import load_pretrained, pretrained_path
 from ddpm_lite.sampling import ddim_trajectory, ddpm_trajectory, final_sample
-from ddpm_lite.train import load_trained, resolve_device
+from ddpm_lite.trained import load_trained
 
 
 def load(args, device):
@@ -48,11 +49,7 @@ def load(args, device):
             schedule,
             pretrained_path(args.pretrained).with_suffix(".safetensors"),
         )
-    stem = (
-        latest_checkpoint(args.checkpoint)
-        if args.checkpoint.is_dir()
-        else args.checkpoint
-    )
+    stem = resolve_checkpoint(args.checkpoint)
     model, schedule, _ = load_trained(stem, device=device)
     return model, schedule, checkpoint_files(stem)[0]
 

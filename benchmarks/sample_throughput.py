@@ -18,12 +18,13 @@ from pathlib import Path
 import torch
 from hardware import describe
 
-from ddpm_lite.checkpoint import latest_checkpoint
+from ddpm_lite.checkpoint import resolve_checkpoint
+from ddpm_lite.devices import resolve_device
 from ddpm_lite.presets import get_preset
 from ddpm_lite.pretrained import load_pretrained
 from ddpm_lite.sampling import ddim_trajectory, ddpm_trajectory, final_sample
 from ddpm_lite.schedules import NoiseSchedule, make_betas
-from ddpm_lite.train import load_model, resolve_device
+from ddpm_lite.trained import load_trained
 from ddpm_lite.unet import UNet
 
 
@@ -69,18 +70,16 @@ def main() -> None:
     ):
         parser.error("give one of: a checkpoint, --pretrained or --random-init")
     device = resolve_device(args.device)
-    if args.random_init:
-        model, T = UNet(get_preset(args.preset).unet).to(device).eval(), 1000
+    if args.random_init:  # an untrained U-Net samples as fast, on the linear schedule
+        model = UNet(get_preset(args.preset).unet).to(device).eval()
+        schedule = NoiseSchedule(make_betas("linear", 1000)).to(device, torch.float32)
     elif args.pretrained:
-        model, T = load_pretrained(args.pretrained, device).model, 1000
+        model, schedule, _, _ = load_pretrained(args.pretrained, device)
     else:
-        stem = (
-            latest_checkpoint(args.checkpoint)
-            if args.checkpoint.is_dir()
-            else args.checkpoint
+        model, schedule, _ = load_trained(
+            resolve_checkpoint(args.checkpoint), device=device
         )
-        model, T = load_model(stem, device=device), 1000
-    schedule = NoiseSchedule(make_betas("linear", T)).to(device, torch.float32)
+    T = schedule.T
     autocast = torch.autocast(
         device.type, dtype=torch.bfloat16, enabled=args.bf16 and device.type == "cuda"
     )

@@ -24,8 +24,9 @@ from hardware import describe
 from torch.utils.flop_counter import FlopCounterMode
 
 from ddpm_lite.data import load_mnist, to_model_range
+from ddpm_lite.devices import resolve_device
 from ddpm_lite.presets import get_preset
-from ddpm_lite.train import resolve_device, train
+from ddpm_lite.train import train
 from ddpm_lite.unet import UNet
 
 

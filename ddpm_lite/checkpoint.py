@@ -93,6 +93,17 @@ def latest_checkpoint(directory: Path, prefix: str = "checkpoint-") -> Path | No
     return stems[-1] if stems else None
 
 
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint stem as given, or, for a run directory, the stem of its newest one."""
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    stem = latest_checkpoint(path)
+    if stem is None:
+        raise CheckpointError(f"no complete checkpoint in {path}")
+    return stem
+
+
 def save_module(
     path_stem: str | Path, module: nn.Module, config_key: str, info: dict[str, Any]
 ) -> Path:
@@ -112,19 +123,17 @@ def load_module(
     device: str | torch.device = "cpu",
     prefix: str = "",
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """(model in eval mode on device, sidecar): built from the sidecar's info[config_key], then given the
-    checksum-verified weights whose names start with `prefix` (e.g. "ema." in a training checkpoint), as float32."""
+    """(model in eval mode on device, sidecar): built from the sidecar's info[config_key],
+    then given, as float32, the checksum-verified weights whose names start with `prefix`
+    (a training checkpoint's "model." or "ema.", see train.TrainState; "" for a file of
+    one model's weights)."""
     tensors, info = load_checkpoint(Path(path_stem), device)
     if config_key not in info:
         raise CheckpointError(
             f"{path_stem}: the sidecar has no {config_key!r}; is it a {module_cls.__name__} checkpoint?"
         )
     module = module_cls(config_from_json(config_cls, info[config_key])).to(device)
-    weights = {
-        k[len(prefix) :]: v
-        for k, v in tensors.items()
-        if k.startswith(prefix) and not k.startswith(("optimizer.", "rng.", "history."))
-    }
+    weights = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
     module.load_state_dict(
         {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}
     )

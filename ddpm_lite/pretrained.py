@@ -18,7 +18,7 @@ import torch
 
 from .checkpoint import load_checkpoint
 from .schedules import NoiseSchedule
-from .train import load_trained
+from .trained import load_trained
 from .unet import UNet
 
 WEIGHTS = Path(__file__).with_name("weights")

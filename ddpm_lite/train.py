@@ -2,18 +2,18 @@
 `python -m ddpm_lite train` share.
 
 The loop keeps the whole dataset on the device and draws batches and noise from one seeded
-generator. A checkpoint stores everything the next step depends on (weights, EMA, optimizer,
-both random states, the loss history), so a resumed run repeats an unbroken one exactly.
+generator. A checkpoint stores everything the next step depends on (`TrainState`: weights,
+EMA, optimizer, learning-rate schedule, both random states, the loss history), so a
+resumed run repeats an unbroken one exactly. Loading a trained model is `trained`'s job.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-import platform
 import subprocess
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, NamedTuple
 
@@ -22,13 +22,13 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from . import __version__
-from .checkpoint import latest_checkpoint, load_checkpoint, load_module, save_checkpoint
-from .diffusion import loss_simple
+from . import _validate as v
+from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .devices import DEVICES, describe_device, resolve_device
+from .diffusion import EpsModel, forward_marginal, loss_simple
 from .guidance import drop_labels
 from .schedules import SCHEDULE_KINDS, NoiseSchedule, gather, make_betas
 from .unet import UNet, UNetConfig
-
-EpsModel = Callable[[Tensor, Tensor], Tensor]
 
 
 def training_loss(
@@ -37,18 +37,15 @@ def training_loss(
     """L_simple averaged over a batch, a scalar.
 
     t ~ Uniform{0, ..., T-1} independently per example, eps ~ N(0, I),
-    x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) eps, loss = mean (eps - eps_theta(x_t, t))^2.
+    x_t = forward_marginal(x0, eps, alpha_bar_t), loss = mean (eps - eps_theta(x_t, t))^2.
     Book: eq. loss-simple
     """
     t = torch.randint(
         0, schedule.T, (x0.shape[0],), generator=generator, device=x0.device
     )
     eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
-    # q_sample inline (eq. fwd-marginal): t is valid by construction, and q_sample's check of its
-    # range would make the host wait for the device at every step.
-    alpha_bar = gather(schedule.alpha_bars, t, x0)
-    xt = torch.sqrt(alpha_bar) * x0 + torch.sqrt(1 - alpha_bar) * eps
-    # Under autocast eps_theta comes back in bf16; the loss is taken in x0's dtype (float32).
+    xt = forward_marginal(x0, eps, gather(schedule.alpha_bars, t, x0))
+    # Under autocast eps_theta comes back in bf16; the loss is taken in x0's dtype.
     return loss_simple(eps, eps_model(xt, t).to(eps.dtype)).mean()
 
 
@@ -99,37 +96,24 @@ class TrainConfig:
     p_uncond: float = 0.1  # class-conditional models only: the label dropout of classifier-free guidance
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "checkpoint_every", "T"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.warmup_steps < 0:
-            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        for name in (
+            "steps",
+            "batch_size",
+            "checkpoint_every",
+            "T",
+            "keep_checkpoints",
+        ):
+            v.at_least(name, getattr(self, name), 1)
+        v.at_least("warmup_steps", self.warmup_steps, 0)
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        if self.schedule not in SCHEDULE_KINDS:
-            raise ValueError(
-                f"schedule must be one of {SCHEDULE_KINDS}, got {self.schedule!r}"
-            )
-        if not 0.0 <= self.p_uncond <= 1.0:
-            raise ValueError(f"p_uncond must be in [0, 1], got {self.p_uncond}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(
-                f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}"
-            )
-        if self.precision not in PRECISIONS:
-            raise ValueError(
-                f"precision must be one of {PRECISIONS}, got {self.precision!r}"
-            )
-        if self.keep_checkpoints < 1:
-            raise ValueError(
-                f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}"
-            )
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(
-                f"device must be one of ('auto', 'cpu', 'cuda'), got {self.device!r}"
-            )
+        v.in_unit_interval("p_uncond", self.p_uncond)
+        v.choice("schedule", self.schedule, SCHEDULE_KINDS)
+        v.choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        v.choice("precision", self.precision, PRECISIONS)
+        v.choice("device", self.device, DEVICES)
 
 
 class TrainResult(NamedTuple):
@@ -140,21 +124,106 @@ class TrainResult(NamedTuple):
     seconds: float  # wall time of this call
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' was asked for, but torch sees no CUDA device")
-    return torch.device(
-        "cuda"
-        if name == "auto" and torch.cuda.is_available()
-        else ("cpu" if name == "auto" else name)
+class Batch(NamedTuple):
+    x0: Tensor  # (B, C, H, W) in [-1, 1]
+    y: (
+        Tensor | None
+    )  # (B,) labels, some replaced by the "no label" token; None: unconditional
+
+
+@dataclass
+class TrainState:
+    """Everything the next training step depends on, and its checkpoint layout.
+
+    A checkpoint's tensors are named by PREFIXES: "model." and "ema." the two networks'
+    weights (what `trained.load_trained` reads), "optimizer." the AdamW moments,
+    "rng." the random states, "history." the loss per step.
+    """
+
+    model: UNet
+    ema: UNet
+    optimizer: torch.optim.Optimizer
+    lr_schedule: torch.optim.lr_scheduler.LambdaLR
+    generator: torch.Generator  # batches, labels dropped, t and eps
+    losses: list[float] = field(default_factory=list)
+    step: int = 0  # optimizer steps taken
+
+    PREFIXES = ("model.", "ema.", "optimizer.", "rng.", "history.")
+
+    @classmethod
+    def create(
+        cls, unet_config: UNetConfig, config: TrainConfig, device: torch.device
+    ) -> TrainState:
+        torch.manual_seed(config.seed)  # initial weights; dropout draws from it too
+        fmt = torch.channels_last if config.channels_last else torch.contiguous_format
+        model = UNet(unet_config).to(device, memory_format=fmt)
+        ema = copy.deepcopy(model).requires_grad_(False).eval()
+        optimizer = make_optimizer(model, config)
+        lr_schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: lr_factor(step, config)
+        )
+        generator = torch.Generator(device).manual_seed(config.seed)
+        return cls(model, ema, optimizer, lr_schedule, generator)
+
+    def state_dict(self) -> tuple[dict[str, Tensor], dict]:
+        """(tensors, sidecar fields) of this state."""
+        moments, param_groups = _flatten_optimizer(self.optimizer.state_dict())
+        tensors = {
+            **{f"model.{k}": x for k, x in self.model.state_dict().items()},
+            **{f"ema.{k}": x for k, x in self.ema.state_dict().items()},
+            **moments,
+            "rng.generator": self.generator.get_state(),
+            "rng.torch": torch.get_rng_state(),
+            "history.loss": torch.tensor(self.losses, dtype=torch.float32),
+        }
+        if self.generator.device.type == "cuda":
+            tensors["rng.cuda"] = torch.cuda.get_rng_state()
+        info = {
+            "step": self.step,
+            "optimizer_param_groups": param_groups,
+            "lr_schedule": self.lr_schedule.state_dict(),
+        }
+        return tensors, info
+
+    def load_state_dict(self, tensors: dict[str, Tensor], info: dict) -> None:
+        """Restore a state that `state_dict` wrote (a checkpoint's tensors and sidecar)."""
+        self.model.load_state_dict(_strip(tensors, "model."))
+        self.ema.load_state_dict(_strip(tensors, "ema."))
+        moments = _unflatten_optimizer(tensors, info["optimizer_param_groups"])
+        self.optimizer.load_state_dict(moments)
+        _match_parameter_layout(self.optimizer)
+        self.lr_schedule.load_state_dict(info["lr_schedule"])
+        self.generator.set_state(tensors["rng.generator"].cpu())
+        torch.set_rng_state(tensors["rng.torch"].cpu())
+        if self.generator.device.type == "cuda" and "rng.cuda" in tensors:
+            torch.cuda.set_rng_state(tensors["rng.cuda"].cpu())
+        self.losses = tensors["history.loss"].tolist()
+        self.step = info["step"]
+
+
+def _strip(tensors: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
+    return {k[len(prefix) :]: x for k, x in tensors.items() if k.startswith(prefix)}
+
+
+def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW, fused: one kernel for all parameters, and its step count never read on the host (CUDA and CPU)."""
+    return torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True
     )
 
 
-def describe_device(device: torch.device) -> str:
-    """The device as a sidecar records it: the GPU's name, or the CPU and its thread count."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+def _match_parameter_layout(optimizer: torch.optim.Optimizer) -> None:
+    """Give each loaded moment tensor its parameter's memory layout.
+
+    Checkpoints store tensors contiguous; a channels-last parameter's moments must be channels-last
+    again, because the fused AdamW kernel walks parameter, gradient and moments as flat memory.
+    """
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            state = optimizer.state[p]
+            for key, value in state.items():
+                if value.shape == p.shape:
+                    state[key] = torch.empty_like(p).copy_(value)
 
 
 def _code_version() -> str:
@@ -187,6 +256,105 @@ def _unflatten_optimizer(tensors: dict[str, Tensor], param_groups: list) -> dict
     return {"state": state, "param_groups": param_groups}
 
 
+def draw_batch(
+    data: Tensor,
+    labels: Tensor | None,
+    config: TrainConfig,
+    generator: torch.Generator,
+    null_label: int | None,
+) -> Batch:
+    """A random batch of config.batch_size images (with replacement), and their labels,
+    each dropped to null_label with probability config.p_uncond."""
+    index = torch.randint(
+        0, data.shape[0], (config.batch_size,), generator=generator, device=data.device
+    )
+    if labels is None:
+        return Batch(data[index], None)
+    return Batch(
+        data[index], drop_labels(labels[index], config.p_uncond, null_label, generator)
+    )
+
+
+def train_step(
+    state: TrainState,
+    batch: Batch,
+    schedule: NoiseSchedule,
+    config: TrainConfig,
+    forward: Callable | None = None,
+) -> Tensor:
+    """One optimizer step on batch, then the EMA update; returns the loss, on the device.
+
+    forward: the network as called (torch.compile'd, say); state.model by default.
+    Nothing here reads a device value on the host, so on a GPU the host runs ahead.
+    """
+    forward = state.model if forward is None else forward
+    eps_model = forward if batch.y is None else lambda xt, t: forward(xt, t, batch.y)
+    device_type = batch.x0.device.type
+    bf16 = config.precision == "bf16" or (
+        config.precision == "auto" and device_type == "cuda"
+    )
+    with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
+        loss = training_loss(eps_model, schedule, batch.x0, state.generator)
+    state.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(state.model.parameters(), config.grad_clip)
+    state.optimizer.step()
+    state.lr_schedule.step()
+    weight = 1 - ema_decay_at(state.step, config.ema_decay)
+    with torch.no_grad():
+        ema, model = list(state.ema.parameters()), list(state.model.parameters())
+        torch._foreach_lerp_(ema, model, weight)
+    state.step += 1
+    return loss.detach().clone()  # clone: see fit.fit
+
+
+def save_state(
+    out_dir: Path,
+    state: TrainState,
+    unet_config: UNetConfig,
+    config: TrainConfig,
+    run: dict,
+) -> Path:
+    """Write state as checkpoint-<step> in out_dir, with the run's record; its stem."""
+    tensors, fields = state.state_dict()
+    recent = state.losses[-min(len(state.losses), 100) :]
+    info = {
+        "step": state.step,
+        "unet_config": asdict(unet_config),
+        "train_config": asdict(config),
+        **run,
+        "images_seen": state.step * config.batch_size,
+        "device": describe_device(state.generator.device),
+        "metrics": {"loss_mean_last_100": sum(recent) / len(recent)},
+        "torch": torch.__version__,
+        **fields,
+    }
+    stem = Path(out_dir) / f"checkpoint-{state.step:07d}"
+    save_checkpoint(stem, tensors, info)
+    return stem
+
+
+def _check_labels(
+    unet_config: UNetConfig, images: Tensor, labels: Tensor | None
+) -> None:
+    if unet_config.num_classes is None:
+        if labels is not None:
+            raise ValueError("labels were given, but unet_config.num_classes is None")
+    elif labels is None or labels.shape != images.shape[:1]:
+        got = None if labels is None else tuple(labels.shape)
+        raise ValueError(
+            f"a class-conditional U-Net needs labels of shape ({images.shape[0]},), "
+            f"got {got}"
+        )
+
+
+def _use_fast_cuda_kernels() -> None:
+    # TF32 matmuls and tuned convolutions: the defaults trade speed for bits DDPM does
+    # not need.
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cudnn.benchmark = True
+
+
 def train(
     unet_config: UNetConfig,
     config: TrainConfig,
@@ -200,83 +368,33 @@ def train(
 ) -> TrainResult:
     """Train eps_theta on images (N, C, H, W) in [-1, 1]; checkpoints go to out_dir.
 
-    A class-conditional U-Net (unet_config.num_classes set) also needs labels (N,); each is
-    replaced by the "no label" token with probability config.p_uncond, so the one network
-    learns eps(x_t, t, y) and eps(x_t, t) for classifier-free guidance.
-    With resume=True, continues from the newest complete checkpoint in out_dir. `command`
-    (the command line that started the run) is recorded in every sidecar.
+    A class-conditional U-Net (unet_config.num_classes set) also needs labels (N,); each
+    is replaced by the "no label" token with probability config.p_uncond, so the one
+    network learns eps(x_t, t, y) and eps(x_t, t) for classifier-free guidance.
+    With resume=True, continues from the newest complete checkpoint in out_dir.
+    `command` (the command line that started the run) is recorded in every sidecar.
     """
-    conditional = unet_config.num_classes is not None
-    if conditional and (labels is None or labels.shape != images.shape[:1]):
-        raise ValueError(
-            f"a class-conditional U-Net needs labels of shape ({images.shape[0]},), got "
-            f"{None if labels is None else tuple(labels.shape)}"
-        )
-    if not conditional and labels is not None:
-        raise ValueError("labels were given, but unet_config.num_classes is None")
-    out_dir = Path(out_dir)
+    _check_labels(unet_config, images, labels)
     device = resolve_device(config.device)
-    on_cuda = device.type == "cuda"
-    memory_format = (
-        torch.channels_last if config.channels_last else torch.contiguous_format
-    )
-    data = images.to(device).contiguous(
-        memory_format=memory_format
-    )  # the whole dataset stays on the device
-    data_labels = labels.to(device) if conditional else None
-    schedule = NoiseSchedule(make_betas(config.schedule, config.T)).to(
-        device, torch.float32
-    )
-
-    torch.manual_seed(
-        config.seed
-    )  # initial weights; dropout also draws from this global generator
-    model = UNet(unet_config).to(device, memory_format=memory_format)
-    ema = copy.deepcopy(model).requires_grad_(False).eval()
-    if on_cuda:  # TF32 matmuls and tuned convolutions: the defaults trade speed for bits DDPM does not need
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = True
-    optimizer = make_optimizer(model, config)
-    lr_schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_factor(step, config)
-    )
-    generator = torch.Generator(device).manual_seed(config.seed)  # batches, t and eps
-    losses: list[float] = []
-    start, seconds_before = 0, 0.0
-
-    stem = latest_checkpoint(out_dir) if resume else None
-    if stem is not None:
-        tensors, info = load_checkpoint(stem, device)
-        model.load_state_dict(
-            {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
-        )
-        ema.load_state_dict(
-            {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
-        )
-        optimizer.load_state_dict(
-            _unflatten_optimizer(tensors, info["optimizer_param_groups"])
-        )
-        _match_parameter_layout(optimizer)
-        lr_schedule.load_state_dict(info["lr_schedule"])
-        generator.set_state(tensors["rng.generator"].cpu())
-        torch.set_rng_state(tensors["rng.torch"].cpu())
-        if on_cuda and "rng.cuda" in tensors:
-            torch.cuda.set_rng_state(tensors["rng.cuda"].cpu())
-        losses = tensors["history.loss"].tolist()
-        start = info["step"]
+    if device.type == "cuda":
+        _use_fast_cuda_kernels()
+    fmt = torch.channels_last if config.channels_last else torch.contiguous_format
+    data = images.to(device).contiguous(memory_format=fmt)  # all of it on the device
+    data_labels = None if labels is None else labels.to(device)
+    schedule = NoiseSchedule(make_betas(config.schedule, config.T))
+    schedule = schedule.to(device, torch.float32)
+    state = TrainState.create(unet_config, config, device)
+    checkpoint = latest_checkpoint(Path(out_dir)) if resume else None
+    seconds_before = 0.0
+    if checkpoint is not None:
+        tensors, info = load_checkpoint(checkpoint, device)
+        state.load_state_dict(tensors, info)
         seconds_before = info.get("wall_seconds_total", 0.0)
-
-    step_fn = torch.compile(model) if config.compile else model
-    bf16 = config.precision == "bf16" or (config.precision == "auto" and on_cuda)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
-    began = time.perf_counter()
-    code_version = (
-        _code_version()
-    )  # of the code this process runs, not of whatever is checked out later
-    pending: list[
-        Tensor
-    ] = []  # losses stay on the device until a checkpoint: no per-step sync
-    checkpoint = stem
+    forward = torch.compile(state.model) if config.compile else state.model
+    # the code this process runs, read once: not whatever is checked out at a later save
+    run = {"data": {"images": data.shape[0], "note": data_note}, "command": command}
+    run["code_version"] = _code_version()
+    began, start, pending = time.perf_counter(), state.step, []
     bar = tqdm(
         range(start, config.steps),
         initial=start,
@@ -284,162 +402,24 @@ def train(
         disable=not progress,
         unit="step",
     )
-    for step in bar:
-        pending.append(
-            train_step(
-                model,
-                ema,
-                optimizer,
-                lr_schedule,
-                step_fn,
-                schedule,
-                data,
-                data_labels,
-                generator,
-                config,
-                step,
-                autocast,
-            )
+    for _ in bar:
+        batch = draw_batch(
+            data, data_labels, config, state.generator, unet_config.num_classes
         )
-        done = step + 1
-        if done % config.checkpoint_every == 0 or done == config.steps:
-            losses.extend(torch.stack(pending).float().cpu().tolist())
+        pending.append(train_step(state, batch, schedule, config, forward))
+        if state.step % config.checkpoint_every == 0 or state.step == config.steps:
+            # losses stay on the device until a checkpoint: no per-step host sync
+            state.losses.extend(torch.stack(pending).float().cpu().tolist())
             pending.clear()
             elapsed = time.perf_counter() - began
-            bar.set_postfix(
-                loss=f"{losses[-1]:.4f}",
-                img_per_s=f"{(done - start) * config.batch_size / elapsed:.0f}",
-            )
-            run = {
-                "data": {"images": data.shape[0], "note": data_note},
-                "command": command,
-                "code_version": code_version,
-                "wall_seconds_this_run": round(elapsed, 2),
-                "wall_seconds_total": round(seconds_before + elapsed, 2),
-            }
-            checkpoint = _save(
-                out_dir,
-                done,
-                model,
-                ema,
-                optimizer,
-                lr_schedule,
-                generator,
-                device,
-                losses,
-                unet_config,
-                config,
-                run,
-            )
+            rate = (state.step - start) * config.batch_size / elapsed
+            bar.set_postfix(loss=f"{state.losses[-1]:.4f}", img_per_s=f"{rate:.0f}")
+            run["wall_seconds_this_run"] = round(elapsed, 2)
+            run["wall_seconds_total"] = round(seconds_before + elapsed, 2)
+            checkpoint = save_state(Path(out_dir), state, unet_config, config, run)
             prune_checkpoints(out_dir, config.keep_checkpoints, keep_step=config.steps)
-    return TrainResult(model, ema, losses, checkpoint, time.perf_counter() - began)
-
-
-def _match_parameter_layout(optimizer: torch.optim.Optimizer) -> None:
-    """Give each loaded moment tensor its parameter's memory layout.
-
-    Checkpoints store tensors contiguous; a channels-last parameter's moments must be channels-last
-    again, because the fused AdamW kernel walks parameter, gradient and moments as flat memory.
-    """
-    for group in optimizer.param_groups:
-        for p in group["params"]:
-            state = optimizer.state[p]
-            for key, value in state.items():
-                if value.shape == p.shape:
-                    state[key] = torch.empty_like(p).copy_(value)
-
-
-def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.AdamW:
-    """AdamW, fused: one kernel for all parameters, and its step count never read on the host (CUDA and CPU)."""
-    return torch.optim.AdamW(
-        model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True
-    )
-
-
-def train_step(
-    model: UNet,
-    ema: UNet,
-    optimizer: torch.optim.Optimizer,
-    lr_schedule,
-    step_fn: Callable,
-    schedule: NoiseSchedule,
-    data: Tensor,
-    data_labels: Tensor | None,
-    generator: torch.Generator,
-    config: TrainConfig,
-    step: int,
-    autocast,
-) -> Tensor:
-    """One optimizer step on a random batch, then the EMA update; returns the loss, still on the device.
-
-    Nothing here reads a device value on the host, so on a GPU the host runs ahead of the kernels.
-    """
-    batch = torch.randint(
-        0, data.shape[0], (config.batch_size,), generator=generator, device=data.device
-    )
-    eps_model = step_fn
-    if data_labels is not None:
-        y = drop_labels(
-            data_labels[batch], config.p_uncond, model.config.num_classes, generator
-        )
-        eps_model = lambda xt, t: step_fn(xt, t, y)  # noqa: E731
-    with autocast:
-        loss = training_loss(eps_model, schedule, data[batch], generator)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-    optimizer.step()
-    lr_schedule.step()
-    with torch.no_grad():
-        torch._foreach_lerp_(
-            list(ema.parameters()),
-            list(model.parameters()),
-            1 - ema_decay_at(step, config.ema_decay),
-        )
-    return loss.detach().clone()  # clone: see train_noisy_classifier
-
-
-def _save(
-    out_dir,
-    step,
-    model,
-    ema,
-    optimizer,
-    lr_schedule,
-    generator,
-    device,
-    losses,
-    unet_config,
-    config,
-    run: dict,
-) -> Path:
-    optimizer_tensors, param_groups = _flatten_optimizer(optimizer.state_dict())
-    tensors = {
-        **{f"model.{k}": v for k, v in model.state_dict().items()},
-        **{f"ema.{k}": v for k, v in ema.state_dict().items()},
-        **optimizer_tensors,
-        "rng.generator": generator.get_state(),
-        "rng.torch": torch.get_rng_state(),
-        "history.loss": torch.tensor(losses, dtype=torch.float32),
-    }
-    if device.type == "cuda":
-        tensors["rng.cuda"] = torch.cuda.get_rng_state()
-    recent = losses[-min(len(losses), 100) :]
-    info = {
-        "step": step,
-        "unet_config": asdict(unet_config),
-        "train_config": asdict(config),
-        **run,
-        "images_seen": step * config.batch_size,
-        "device": describe_device(device),
-        "metrics": {"loss_mean_last_100": sum(recent) / len(recent)},
-        "torch": torch.__version__,
-        "optimizer_param_groups": param_groups,
-        "lr_schedule": lr_schedule.state_dict(),
-    }
-    stem = Path(out_dir) / f"checkpoint-{step:07d}"
-    save_checkpoint(stem, tensors, info)
-    return stem
+    seconds = time.perf_counter() - began
+    return TrainResult(state.model, state.ema, state.losses, checkpoint, seconds)
 
 
 def prune_checkpoints(
@@ -458,36 +438,3 @@ def prune_checkpoints(
         ).unlink()  # the sidecar first: a stem without one is incomplete, never loaded
         stem.with_suffix(".safetensors").unlink(missing_ok=True)
     return doomed
-
-
-class TrainedModel(NamedTuple):
-    model: UNet  # eval mode
-    schedule: (
-        NoiseSchedule  # the one it was trained with, float32, on the model's device
-    )
-    info: dict  # the sidecar
-
-
-def load_trained(
-    path_stem: str | Path, use_ema: bool = True, device: str | torch.device = "cpu"
-) -> TrainedModel:
-    """A U-Net from a training checkpoint (EMA weights by default), checksum verified, with its noise schedule."""
-    model, info = load_module(
-        path_stem,
-        UNet,
-        UNetConfig,
-        "unet_config",
-        device,
-        prefix="ema." if use_ema else "model.",
-    )
-    schedule = NoiseSchedule(
-        make_betas(info["train_config"]["schedule"], info["train_config"]["T"])
-    )
-    return TrainedModel(model, schedule.to(device, torch.float32), info)
-
-
-def load_model(
-    path_stem: str | Path, use_ema: bool = True, device: str | torch.device = "cpu"
-) -> UNet:
-    """A U-Net from a checkpoint (EMA weights by default), checksum verified, in eval mode."""
-    return load_trained(path_stem, use_ema, device).model
