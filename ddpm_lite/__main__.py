@@ -1,9 +1,11 @@
-"""python -m ddpm_lite train|sample|train-classifier|train-noisy-classifier|export-onnx: flags -> dataclasses -> calls. No logic of its own."""
+"""python -m ddpm_lite train | sample | train-classifier | train-noisy-classifier |
+export-onnx: flags -> dataclasses -> calls. No logic of its own."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -181,7 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--guidance-scale",
         type=float,
         default=1.0,
-        help="with --label: s in eps_uncond + s (eps_cond - eps_uncond); 1 is the conditional model",
+        help="with --label: w in eps_uncond + w (eps_cond - eps_uncond); "
+        "1 is the conditional model",
     )
     sample.add_argument("--device", default="auto")
     sample.set_defaults(run=run_sample, subparser=sample)
@@ -302,7 +305,7 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
         progress=not args.quiet,
         data_note=f"MNIST train, {len(images)} images from {mnist.source}",
         labels=labels,
-        command="python -m ddpm_lite " + " ".join(sys.argv[1:]),
+        command=args.command_line,
     )
     print(f"final loss {result.losses[-1]:.4f}; checkpoint {result.checkpoint}")
 
@@ -310,23 +313,26 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
 def _load_model(
     args: argparse.Namespace, parser: argparse.ArgumentParser, device: torch.device
 ):
-    """(model, schedule) of --pretrained NAME, or of a checkpoint (a run directory means its newest)."""
-    from .checkpoint import CheckpointError, latest_checkpoint
+    """(model, schedule) of --pretrained NAME, or of a checkpoint (a run directory: its
+    newest)."""
+    from .checkpoint import resolve_checkpoint
     from .pretrained import load_pretrained
-    from .train import load_trained
+    from .trained import load_trained
 
     try:
         if args.pretrained:
             return load_pretrained(args.pretrained, device)[:2]
-        stem = (
-            latest_checkpoint(args.checkpoint)
-            if args.checkpoint.is_dir()
-            else args.checkpoint
-        )
-        if stem is None:
-            raise CheckpointError(f"no complete checkpoint in {args.checkpoint}")
-        return load_trained(stem, device=device)[:2]
+        return load_trained(resolve_checkpoint(args.checkpoint), device=device)[:2]
     except (ValueError, OSError) as err:
+        parser.error(str(err))
+
+
+def _device(args: argparse.Namespace, parser: argparse.ArgumentParser) -> torch.device:
+    from .devices import resolve_device
+
+    try:
+        return resolve_device(args.device)
+    except ValueError as err:
         parser.error(str(err))
 
 
@@ -335,13 +341,10 @@ def run_sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Non
 
     from .data import to_pixels
     from .guidance import classifier_free_guidance
+    from .plotting import tile_digits
     from .sampling import ddim_trajectory, ddpm_trajectory, final_sample
-    from .train import resolve_device
 
-    try:
-        device = resolve_device(args.device)
-    except ValueError as err:
-        parser.error(str(err))
+    device = _device(args, parser)
     model, schedule = _load_model(args, parser, device)
     if args.steps > schedule.T:
         parser.error(f"--steps must be in [1, {schedule.T}], got {args.steps}")
@@ -351,105 +354,68 @@ def run_sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Non
     if args.label is not None:
         if model.config.num_classes is None:
             parser.error(
-                "--label needs a class-conditional model (--pretrained mnist-cond, or a checkpoint trained "
-                "with --class-conditional)"
+                "--label needs a class-conditional model (--pretrained mnist-cond, "
+                "or a checkpoint trained with --class-conditional)"
             )
         if not args.guidance_scale >= 0:
             parser.error(f"--guidance-scale must be >= 0, got {args.guidance_scale}")
         labels = torch.full((args.n,), args.label, dtype=torch.long, device=device)
-        eps_model = classifier_free_guidance(
-            model, labels, model.config.num_classes, args.guidance_scale
-        )
+        null = model.config.num_classes
+        eps_model = classifier_free_guidance(model, labels, null, args.guidance_scale)
     elif args.pretrained == "mnist-cond":
         parser.error(
-            "--pretrained mnist-cond needs --label (or use --pretrained mnist for unconditional samples)"
+            "--pretrained mnist-cond needs --label "
+            "(or use --pretrained mnist for unconditional samples)"
         )
     g = torch.Generator(device).manual_seed(args.seed)
-    shape = (
-        args.n,
-        model.config.in_channels,
-        model.config.image_size,
-        model.config.image_size,
-    )
+    c = model.config
+    shape = (args.n, c.in_channels, c.image_size, c.image_size)
     clip = not args.no_clip
     with torch.no_grad():
-        trajectory = (
-            ddim_trajectory(
-                eps_model,
-                schedule,
-                shape,
-                g,
-                args.steps,
-                eta=args.eta,
-                clip_denoised=clip,
+        if args.sampler == "ddim":
+            run = ddim_trajectory(
+                eps_model, schedule, shape, g, args.steps, args.eta, clip_denoised=clip
             )
-            if args.sampler == "ddim"
-            else ddpm_trajectory(eps_model, schedule, shape, g, clip_denoised=clip)
-        )
-        pixels = to_pixels(final_sample(trajectory).cpu())[:, 0]
-    plt.imsave(args.out, image_grid(pixels).numpy(), cmap="gray", vmin=0, vmax=255)
+        else:
+            run = ddpm_trajectory(eps_model, schedule, shape, g, clip_denoised=clip)
+        sample = final_sample(run)
+    grid = tile_digits(sample, cols=math.ceil(math.sqrt(args.n)))
+    pixels = to_pixels(torch.from_numpy(grid)).numpy()
+    plt.imsave(args.out, pixels, cmap="gray", vmin=0, vmax=255)
     print(f"wrote {args.n} samples ({args.sampler}) to {args.out}")
 
 
-def image_grid(pixels: torch.Tensor) -> torch.Tensor:
-    """(N, H, W) uint8 images -> one (rows*H, cols*W) image, cols = ceil(sqrt(N)), the empty cells black."""
-    n, h, w = pixels.shape
-    cols = int(n**0.5 + 0.999)
-    grid = torch.zeros(cols * ((n + cols - 1) // cols), h, w, dtype=pixels.dtype)
-    grid[:n] = pixels
-    return grid.reshape(-1, cols, h, w).permute(0, 2, 1, 3).reshape(-1, cols * w)
+def _classifier_data(args: argparse.Namespace, parser: argparse.ArgumentParser):
+    """(train split, test split, the sidecar's data record) of a classifier command."""
+    train_set = _load_split(args, parser, "train")
+    test_set = _load_split(args, parser, "test")
+    data = {
+        split: f"{len(part.labels)} images from {part.source}"
+        for split, part in (("train", train_set), ("test", test_set))
+    }
+    return train_set, test_set, data
 
 
 def run_train_classifier(
     args: argparse.Namespace, parser: argparse.ArgumentParser
 ) -> None:
-    from .classifier import (
-        ClassifierConfig,
-        accuracy,
-        save_classifier,
-        train_classifier,
-    )
+    from .classifier import ClassifierConfig, accuracy, train_classifier
     from .data import to_model_range
-    from .train import describe_device, resolve_device
+    from .fit import fit_record, save_fitted
 
-    try:
-        device = resolve_device(args.device)
-    except ValueError as err:
-        parser.error(str(err))
+    device = _device(args, parser)
     config = ClassifierConfig(epochs=args.epochs, seed=args.seed)
-    train_set, test_set = (
-        _load_split(args, parser, "train"),
-        _load_split(args, parser, "test"),
-    )
-    result = train_classifier(
-        config,
-        to_model_range(train_set.images),
-        train_set.labels,
-        progress=True,
-        device=device,
-    )
-    test_accuracy = accuracy(
-        result.model,
-        to_model_range(test_set.images).to(device),
-        test_set.labels.to(device),
-    )
-    info = {
-        "data": {
-            "train": f"{len(train_set.labels)} images from {train_set.source}",
-            "test": f"{len(test_set.labels)} images from {test_set.source}",
-        },
-        "metrics": {
-            "test_accuracy": test_accuracy,
-            "final_loss_mean_last_100": sum(result.losses[-100:]) / 100,
-        },
-        "wall_seconds": round(result.seconds, 1),
-        "device": describe_device(device),
-        "command": "python -m ddpm_lite " + " ".join(sys.argv[1:]),
-        "torch": torch.__version__,
-    }
-    weights = save_classifier(args.out, result.model, info)
+    train_set, test_set, data = _classifier_data(args, parser)
+    images = to_model_range(train_set.images)
+    result = train_classifier(config, images, train_set.labels, True, device)
+    test_images = to_model_range(test_set.images).to(device)
+    test_accuracy = accuracy(result.model, test_images, test_set.labels.to(device))
+    metrics = {"test_accuracy": test_accuracy}
+    info = fit_record(result, device, data, metrics, args.command_line)
+    weights = save_fitted(args.out, result.model, info)
     print(
-        f"test accuracy {test_accuracy:.2%} on {len(test_set.labels)} images; trained in {result.seconds:.0f} s; wrote {weights}"
+        f"test accuracy {test_accuracy:.2%} on {len(test_set.labels)} images; "
+        f"trained in {result.seconds:.0f} s; wrote {weights}"
     )
 
 
@@ -457,23 +423,19 @@ def run_train_noisy_classifier(
     args: argparse.Namespace, parser: argparse.ArgumentParser
 ) -> None:
     from .data import to_model_range
+    from .fit import fit_record, save_fitted
     from .noisy_classifier import (
         NoisyClassifierConfig,
         accuracy_at,
-        save_noisy_classifier,
         train_noisy_classifier,
     )
-    from .train import describe_device, resolve_device
 
     try:
         config = NoisyClassifierConfig(schedule=args.schedule)
-        device = resolve_device(args.device)
     except ValueError as err:
         parser.error(str(err))
-    train_set, test_set = (
-        _load_split(args, parser, "train"),
-        _load_split(args, parser, "test"),
-    )
+    device = _device(args, parser)
+    train_set, test_set, data = _classifier_data(args, parser)
     result = train_noisy_classifier(
         config,
         to_model_range(train_set.images),
@@ -485,43 +447,20 @@ def run_train_noisy_classifier(
         progress=True,
     )
     g = torch.Generator(device).manual_seed(args.seed)
-    test_images, test_labels = (
-        to_model_range(test_set.images).to(device),
-        test_set.labels.to(device),
-    )
+    test_images = to_model_range(test_set.images).to(device)
+    test_labels = test_set.labels.to(device)
     accuracy = {
         str(t): accuracy_at(result.model, test_images, test_labels, t, g)
         for t in (0, 250, 500, 750, 999)
     }
-    info = {
-        "data": {
-            "train": f"{len(train_set.labels)} images from {train_set.source}",
-            "test": f"{len(test_set.labels)} images from {test_set.source}",
-        },
-        "metrics": {
-            "test_accuracy_at_t": accuracy,
-            "final_loss_mean_last_100": sum(result.losses[-100:])
-            / len(result.losses[-100:]),
-        },
-        "steps": args.steps,
-        "batch_size": args.batch_size,
-        "wall_seconds": round(result.seconds, 1),
-        "device": describe_device(device),
-        "command": "python -m ddpm_lite " + " ".join(sys.argv[1:]),
-        "torch": torch.__version__,
-    }
-    weights = save_noisy_classifier(args.out, result.model, info)
+    metrics = {"test_accuracy_at_t": accuracy}
+    info = fit_record(result, device, data, metrics, args.command_line)
+    info.update(steps=args.steps, batch_size=args.batch_size)
+    weights = save_fitted(args.out, result.model, info)
     print(
-        f"test accuracy by t: {accuracy}; trained in {result.seconds:.0f} s; wrote {weights}"
+        f"test accuracy by t: {accuracy}; trained in {result.seconds:.0f} s; "
+        f"wrote {weights}"
     )
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    # The library's notices (e.g. "using the shipped subset") are INFO records: the command line shows them.
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    args.run(args, args.subparser)
 
 
 def run_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
@@ -531,6 +470,17 @@ def run_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Non
     path = export_onnx(model, args.out, half_weights=args.half_weights)
     sidecar = write_schedule(args.out.with_suffix(".json"), schedule.alpha_bars, model)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB) and {sidecar}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    args.command_line = " ".join(["python -m ddpm_lite", *words])  # for the sidecars
+    # The library's notices (e.g. "using the shipped subset") are INFO records: the
+    # command line shows them.
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    args.run(args, args.subparser)
 
 
 if __name__ == "__main__":

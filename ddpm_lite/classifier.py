@@ -13,14 +13,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .checkpoint import load_module, save_module
-from .fit import fit
+from .fit import FitResult, check_labelled_images, fit, load_fitted
 
 SHIPPED = Path(__file__).with_name("weights") / "mnist_classifier"
 
@@ -55,7 +53,10 @@ def _conv(c_in: int, c_out: int) -> nn.Sequential:
 
 
 class MNISTClassifier(nn.Module):
-    """28x28 digits in [-1, 1] -> 10 logits. Two conv pairs with pooling, a 7x7 conv, global average pool."""
+    """28x28 digits in [-1, 1] -> 10 logits: two conv pairs with pooling, a 7x7 conv,
+    global average pooling."""
+
+    config_key = "classifier_config"  # where a checkpoint's sidecar keeps the config
 
     def __init__(self, config: ClassifierConfig = ClassifierConfig()):
         super().__init__()
@@ -119,28 +120,15 @@ def accuracy(model: MNISTClassifier, x: Tensor, labels: Tensor) -> float:
     return (predict(model, x)[1].argmax(1) == labels).float().mean().item()
 
 
-class ClassifierResult(NamedTuple):
-    model: MNISTClassifier
-    losses: list[float]
-    seconds: float
-
-
 def train_classifier(
     config: ClassifierConfig,
     images: Tensor,
     labels: Tensor,
     progress: bool = False,
     device: str | torch.device = "cpu",
-) -> ClassifierResult:
+) -> FitResult:
     """Train on images (N, 1, 28, 28) in [-1, 1] with labels (N,): AdamW, one-cycle lr, random shifts."""
-    if images.ndim != 4 or images.shape[1:] != (1, 28, 28):
-        raise ValueError(
-            f"images must have shape (N, 1, 28, 28), got {tuple(images.shape)}"
-        )
-    if labels.shape != images.shape[:1]:
-        raise ValueError(
-            f"labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}"
-        )
+    check_labelled_images(images, labels)
     device = torch.device(device)
     torch.manual_seed(config.seed)  # initial weights
     model = MNISTClassifier(config).to(device)
@@ -168,25 +156,12 @@ def train_classifier(
             targets[batch],
         )
 
-    losses, seconds = fit(
-        model,
-        optimizer,
-        lr_schedule,
-        batch_loss,
-        config.epochs * steps_per_epoch,
-        progress,
-    )
-    return ClassifierResult(model, losses, seconds)
-
-
-def save_classifier(path_stem: str | Path, model: MNISTClassifier, info: dict) -> Path:
-    return save_module(path_stem, model, "classifier_config", info)
+    steps = config.epochs * steps_per_epoch
+    return fit(model, optimizer, lr_schedule, batch_loss, steps, progress)
 
 
 def load_classifier(
     path_stem: str | Path = SHIPPED, device: str | torch.device = "cpu"
 ) -> MNISTClassifier:
     """The classifier from a checkpoint (the shipped one by default), SHA-256 checked, in eval mode."""
-    return load_module(
-        path_stem, MNISTClassifier, ClassifierConfig, "classifier_config", device
-    )[0]
+    return load_fitted(MNISTClassifier, ClassifierConfig, path_stem, device)

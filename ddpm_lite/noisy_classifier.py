@@ -10,16 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .checkpoint import load_module, save_module
-from .diffusion import q_sample
-from .fit import fit
-from .schedules import SCHEDULE_KINDS, NoiseSchedule, make_betas
+from . import _validate as v
+from .diffusion import forward_marginal, q_sample
+from .fit import FitResult, check_labelled_images, fit, load_fitted
+from .schedules import SCHEDULE_KINDS, NoiseSchedule, gather, make_betas
 from .unet import timestep_embedding
 
 SHIPPED = Path(__file__).with_name("weights") / "mnist_noisy_classifier"
@@ -41,10 +40,7 @@ class NoisyClassifierConfig:
             raise ValueError(
                 f"channels must be two positive multiples of groups={self.groups}, got {self.channels}"
             )
-        if self.schedule not in SCHEDULE_KINDS:
-            raise ValueError(
-                f"schedule must be one of {SCHEDULE_KINDS}, got {self.schedule!r}"
-            )
+        v.choice("schedule", self.schedule, SCHEDULE_KINDS)
         if self.num_classes < 2 or self.T < 1:
             raise ValueError(
                 f"num_classes must be >= 2 and T >= 1, got {self.num_classes} and {self.T}"
@@ -66,6 +62,10 @@ class _TimeBlock(nn.Module):
 
 class NoisyClassifier(nn.Module):
     """(x_t: (B, 1, 28, 28), t: (B,) long) -> logits (B, num_classes)."""
+
+    config_key = (
+        "noisy_classifier_config"  # where a checkpoint's sidecar keeps the config
+    )
 
     def __init__(self, config: NoisyClassifierConfig = NoisyClassifierConfig()):
         super().__init__()
@@ -93,12 +93,6 @@ class NoisyClassifier(nn.Module):
         return self.head(h.mean(dim=(2, 3)))
 
 
-class NoisyClassifierResult(NamedTuple):
-    model: NoisyClassifier
-    losses: list[float]
-    seconds: float
-
-
 def train_noisy_classifier(
     config: NoisyClassifierConfig,
     images: Tensor,
@@ -109,16 +103,9 @@ def train_noisy_classifier(
     seed: int = 0,
     device: str | torch.device = "cpu",
     progress: bool = False,
-) -> NoisyClassifierResult:
+) -> FitResult:
     """Cross-entropy on (q_sample(x0, t, eps), y) with t ~ Uniform{0..T-1}; images (N, 1, 28, 28) in [-1, 1]."""
-    if images.ndim != 4 or images.shape[1:] != (1, 28, 28):
-        raise ValueError(
-            f"images must have shape (N, 1, 28, 28), got {tuple(images.shape)}"
-        )
-    if labels.shape != images.shape[:1]:
-        raise ValueError(
-            f"labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}"
-        )
+    check_labelled_images(images, labels)
     if steps < 1 or batch_size < 1:
         raise ValueError(
             f"steps and batch_size must be >= 1, got {steps} and {batch_size}"
@@ -129,10 +116,7 @@ def train_noisy_classifier(
     schedule = NoiseSchedule(make_betas(config.schedule, config.T)).to(
         device, torch.float32
     )
-    data, targets = (
-        images.to(device),
-        labels.to(device),
-    )  # the whole dataset stays on the device
+    data, targets = images.to(device), labels.to(device)  # all of it on the device
     generator = torch.Generator(device).manual_seed(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     lr_schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=steps)
@@ -150,12 +134,10 @@ def train_noisy_classifier(
         x0 = data[batch]
         eps = torch.randn(x0.shape, generator=generator, device=device)
         with autocast:
-            return F.cross_entropy(
-                model(q_sample(schedule, x0, t, eps), t).float(), targets[batch]
-            )
+            xt = forward_marginal(x0, eps, gather(schedule.alpha_bars, t, x0))
+            return F.cross_entropy(model(xt, t).float(), targets[batch])
 
-    losses, seconds = fit(model, optimizer, lr_schedule, batch_loss, steps, progress)
-    return NoisyClassifierResult(model, losses, seconds)
+    return fit(model, optimizer, lr_schedule, batch_loss, steps, progress)
 
 
 @torch.no_grad()
@@ -182,20 +164,8 @@ def accuracy_at(
     return correct / labels.shape[0]
 
 
-def save_noisy_classifier(
-    path_stem: str | Path, model: NoisyClassifier, info: dict
-) -> Path:
-    return save_module(path_stem, model, "noisy_classifier_config", info)
-
-
 def load_noisy_classifier(
     path_stem: str | Path = SHIPPED, device: str | torch.device = "cpu"
 ) -> NoisyClassifier:
     """The classifier from a checkpoint (the shipped one by default), SHA-256 checked, in eval mode."""
-    return load_module(
-        path_stem,
-        NoisyClassifier,
-        NoisyClassifierConfig,
-        "noisy_classifier_config",
-        device,
-    )[0]
+    return load_fitted(NoisyClassifier, NoisyClassifierConfig, path_stem, device)

@@ -14,10 +14,10 @@ from ddpm_lite.classifier import (
     load_classifier,
     predict,
     random_shift,
-    save_classifier,
     train_classifier,
 )
 from ddpm_lite.data import load_mnist, to_model_range
+from ddpm_lite.fit import save_fitted
 from ddpm_lite.metrics import feature_stats, frechet_distance
 
 
@@ -105,7 +105,7 @@ def test_training_learns_a_small_problem_and_round_trips(tmp_path, subset):
     result = train_classifier(config, images, labels)
     # chance is 10 %; 250 steps of a tiny network reach 91 % on 1,000 test images (measured, 2 s)
     assert accuracy(result.model, subset[2][:1000], subset[3][:1000]) > 0.8
-    save_classifier(tmp_path / "c", result.model, {"note": "test"})
+    save_fitted(tmp_path / "c", result.model, {"note": "test"})
     loaded = load_classifier(tmp_path / "c")
     x = subset[2][:10]
     with torch.no_grad():

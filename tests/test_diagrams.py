@@ -1,10 +1,7 @@
-import matplotlib
+import torch
 
-matplotlib.use("Agg")
-import torch  # noqa: E402
-
-from ddpm_lite.diagrams import chain_diagram, unet_diagram  # noqa: E402
-from ddpm_lite.unet import UNet, UNetConfig  # noqa: E402
+from ddpm_lite.diagrams import chain_diagram, unet_diagram
+from ddpm_lite.unet import UNet, UNetConfig
 
 
 def test_chain_diagram_draws_every_state():

@@ -11,9 +11,10 @@ from ddpm_lite.guidance import (
     classifier_guidance,
     drop_labels,
 )
-from ddpm_lite.sampling import ddpm_step
+from ddpm_lite.sampling import ddim_trajectory, ddpm_step, final_sample
 from ddpm_lite.schedules import NoiseSchedule, make_betas
 from ddpm_lite.toy import GaussianMixture, exact_eps_model
+from ddpm_lite.unet import UNet, UNetConfig
 
 F64 = dict(dtype=torch.float64)
 SCHEDULE = NoiseSchedule(make_betas("linear", 1000))
@@ -148,8 +149,6 @@ def test_classifier_free_guidance_rejects_float_labels():
 
 # --- with a U-Net and a sampler, bit for bit ------------------------------------------------
 
-from ddpm_lite.sampling import ddim_trajectory, final_sample  # noqa: E402
-from ddpm_lite.unet import UNet, UNetConfig  # noqa: E402
 
 TINY = UNetConfig(
     base_channels=8,

@@ -5,7 +5,10 @@ import math
 import pytest
 import torch
 
-from ddpm_lite.interpolation import lerp, slerp
+from ddpm_lite.diffusion import q_sample
+from ddpm_lite.interpolation import ddim_steps_for, interpolate_via_noise, lerp, slerp
+from ddpm_lite.sampling import ddim_trajectory_from, ddpm_trajectory_from, final_sample
+from ddpm_lite.schedules import NoiseSchedule, make_betas
 
 
 @pytest.mark.parametrize("interpolate", [lerp, slerp])
@@ -65,10 +68,6 @@ def test_bad_input_is_rejected(interpolate):
 
 # --- through the noise -----------------------------------------------------------------------
 
-from ddpm_lite.diffusion import q_sample  # noqa: E402
-from ddpm_lite.interpolation import ddim_steps_for, interpolate_via_noise  # noqa: E402
-from ddpm_lite.sampling import ddim_trajectory_from, ddpm_trajectory_from, final_sample  # noqa: E402
-from ddpm_lite.schedules import NoiseSchedule, make_betas  # noqa: E402
 
 SCHEDULE = NoiseSchedule(make_betas("linear", 100))
 

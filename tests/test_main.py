@@ -1,4 +1,8 @@
-"""The command line: help, errors on bad arguments, and resume after a kill."""
+"""The command line: help, errors on bad arguments, runs, and resume after a kill.
+
+Most tests call `main([...])` in this process; the few end-to-end ones (a killed run that
+resumes, the shipped model's first command, the console script) start a subprocess.
+"""
 
 import json
 import os
@@ -11,6 +15,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
+from ddpm_lite.__main__ import main
 from ddpm_lite.data import SUBSET_DIR
 
 pytestmark = (
@@ -40,6 +45,17 @@ TRAIN = [
 ]
 
 
+TRAIN_ARGS = TRAIN[3:]  # the same, for main()
+
+
+def exits(args, capsys) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of main(args), which must exit (help, or an error)."""
+    with pytest.raises(SystemExit) as stopped:
+        main(args)
+    out = capsys.readouterr()
+    return stopped.value.code, out.out, out.err
+
+
 def run(args, **kwargs):
     return subprocess.run(
         [sys.executable, "-m", "ddpm_lite", *args],
@@ -55,9 +71,9 @@ def run(args, **kwargs):
     "command",
     [[], ["train"], ["sample"], ["train-classifier"], ["train-noisy-classifier"]],
 )
-def test_help_exits_cleanly(command):
-    result = run([*command, "--help"])
-    assert result.returncode == 0 and "usage: python -m ddpm_lite" in result.stdout
+def test_help_exits_cleanly(command, capsys):
+    code, out, _ = exits([*command, "--help"], capsys)
+    assert code == 0 and "usage: python -m ddpm_lite" in out
 
 
 @pytest.mark.parametrize(
@@ -128,9 +144,9 @@ def test_help_exits_cleanly(command):
         (["frobnicate"], "invalid choice: 'frobnicate'"),
     ],
 )
-def test_bad_arguments_exit_2_with_a_message(args, message):
-    result = run(args)
-    assert result.returncode == 2 and message in result.stderr, result.stderr
+def test_bad_arguments_exit_2_with_a_message(args, message, capsys):
+    code, _, err = exits(args, capsys)
+    assert code == 2 and message in err, err
 
 
 def test_resume_after_a_kill_repeats_the_loss_trajectory(tmp_path):
@@ -178,84 +194,32 @@ def read_png(path):
 
 
 def test_train_then_sample_writes_a_png(tmp_path):
-    assert (
-        subprocess.run(
-            [*TRAIN, "--steps", "2", "--checkpoint-every", "2", "--out", str(tmp_path)],
-            cwd=ROOT,
-            timeout=300,
-        ).returncode
-        == 0
+    main(
+        [*TRAIN_ARGS, "--steps", "2", "--checkpoint-every", "2", "--out", str(tmp_path)]
     )
-    result = run(
-        [
-            "sample",
-            str(tmp_path),
-            "--n",
-            "5",
-            "--steps",
-            "3",
-            "--out",
-            str(tmp_path / "grid.png"),
-            "--device",
-            "cpu",
-        ]
-    )
-    assert result.returncode == 0, result.stderr
-    image = read_png(tmp_path / "grid.png")[
-        ..., 0
-    ]  # RGBA; the grey levels are in every colour channel
-    assert image.shape == (
-        2 * 28,
-        3 * 28,
-    )  # 5 samples in a 3-wide grid: 2 rows, the sixth cell black
+    grid = tmp_path / "grid.png"
+    main(["sample", str(tmp_path), "--n", "5", "--steps", "3", "--out", str(grid)])
+    image = read_png(grid)[..., 0]  # RGBA; the grey levels are in every colour channel
+    # 5 samples in a 3-wide grid: 2 rows, the sixth cell black
+    assert image.shape == (2 * 28, 3 * 28)
     assert image[:28, :28].std() > 0.05 and image[28:, 56:].max() == image.min()
     assert json.loads((tmp_path / "checkpoint-0000002.json").read_text())["step"] == 2
 
 
 def test_the_cpu_preset_trains_resumes_and_samples(tmp_path):
-    cpu = [a if a != "tiny" else "cpu" for a in TRAIN]
-    first = subprocess.run(
-        [*cpu, "--steps", "2", "--checkpoint-every", "2", "--out", str(tmp_path)],
-        cwd=ROOT,
-        timeout=300,
-        capture_output=True,
-        text=True,
-    )
-    assert first.returncode == 0, first.stderr
-    resumed = subprocess.run(
-        [*cpu, "--steps", "3", "--checkpoint-every", "1", "--out", str(tmp_path)],
-        cwd=ROOT,
-        timeout=300,
-        capture_output=True,
-        text=True,
-    )
-    assert resumed.returncode == 0, resumed.stderr
+    cpu = [a if a != "tiny" else "cpu" for a in TRAIN_ARGS]
+    main([*cpu, "--steps", "2", "--checkpoint-every", "2", "--out", str(tmp_path)])
+    main([*cpu, "--steps", "3", "--checkpoint-every", "1", "--out", str(tmp_path)])
     info = json.loads((tmp_path / "checkpoint-0000003.json").read_text())
-    assert (
-        info["unet_config"]["base_channels"] == 32
-        and info["train_config"]["lr_schedule"] == "cosine"
-    )
-    assert info["images_seen"] == 3 * 16 and info["command"].startswith(
-        "python -m ddpm_lite train --preset cpu"
-    )
-    assert (
-        len(load_file(tmp_path / "checkpoint-0000003.safetensors")["history.loss"]) == 3
-    )
-    result = run(
-        [
-            "sample",
-            str(tmp_path),
-            "--n",
-            "4",
-            "--steps",
-            "2",
-            "--out",
-            str(tmp_path / "s.png"),
-            "--device",
-            "cpu",
-        ]
-    )
-    assert result.returncode == 0, result.stderr
+    assert info["unet_config"]["base_channels"] == 32
+    assert info["train_config"]["lr_schedule"] == "cosine"
+    assert info["images_seen"] == 3 * 16
+    assert info["command"].startswith("python -m ddpm_lite train --preset cpu")
+    losses = load_file(tmp_path / "checkpoint-0000003.safetensors")["history.loss"]
+    assert len(losses) == 3
+    out = tmp_path / "s.png"
+    main(["sample", str(tmp_path), "--n", "4", "--steps", "2", "--out", str(out)])
+    assert out.read_bytes()[:4] == b"\x89PNG"
 
 
 def test_sample_from_the_shipped_model_shows_digits(tmp_path):
@@ -284,24 +248,11 @@ def test_sample_from_the_shipped_model_shows_digits(tmp_path):
 
 
 def test_class_conditional_train_then_guided_sample(tmp_path):
-    trained = subprocess.run(
-        [
-            *TRAIN,
-            "--class-conditional",
-            "--steps",
-            "2",
-            "--checkpoint-every",
-            "2",
-            "--out",
-            str(tmp_path),
-        ],
-        cwd=ROOT,
-        timeout=300,
-        capture_output=True,
-        text=True,
-    )
-    assert trained.returncode == 0, trained.stderr
-    result = run(
+    steps = ["--steps", "2", "--checkpoint-every", "2"]
+    main([*TRAIN_ARGS, "--class-conditional", *steps, "--out", str(tmp_path)])
+    out = tmp_path / "sevens.png"
+    guided = ["--label", "7", "--guidance-scale", "3"]
+    main(
         [
             "sample",
             str(tmp_path),
@@ -309,60 +260,49 @@ def test_class_conditional_train_then_guided_sample(tmp_path):
             "4",
             "--steps",
             "3",
-            "--label",
-            "7",
-            "--guidance-scale",
-            "3",
+            *guided,
             "--out",
-            str(tmp_path / "sevens.png"),
-            "--device",
-            "cpu",
+            str(out),
         ]
     )
-    assert result.returncode == 0, result.stderr
-    assert (tmp_path / "sevens.png").read_bytes()[:4] == b"\x89PNG"
+    assert out.read_bytes()[:4] == b"\x89PNG"
 
 
-def test_label_on_an_unconditional_checkpoint_is_an_error(tmp_path):
-    assert (
-        subprocess.run(
-            [*TRAIN, "--steps", "2", "--checkpoint-every", "2", "--out", str(tmp_path)],
-            cwd=ROOT,
-            timeout=300,
-            capture_output=True,
-        ).returncode
-        == 0
+def test_label_on_an_unconditional_checkpoint_is_an_error(tmp_path, capsys):
+    main(
+        [*TRAIN_ARGS, "--steps", "2", "--checkpoint-every", "2", "--out", str(tmp_path)]
     )
-    result = run(["sample", str(tmp_path), "--label", "3", "--device", "cpu"])
-    assert (
-        result.returncode == 2
-        and "--label needs a class-conditional model" in result.stderr
-    )
+    code, _, err = exits(["sample", str(tmp_path), "--label", "3"], capsys)
+    assert code == 2 and "--label needs a class-conditional model" in err
+
+
+CLASSIFIER_DATA = ["--data-dir", str(SUBSET_DIR), "--no-download", "--device", "cpu"]
 
 
 def test_train_noisy_classifier_writes_a_checkpoint_with_accuracy_by_t(tmp_path):
-    result = run(
-        [
-            "train-noisy-classifier",
-            "--steps",
-            "3",
-            "--batch-size",
-            "8",
-            "--data-dir",
-            str(SUBSET_DIR),
-            "--no-download",
-            "--device",
-            "cpu",
-            "--out",
-            str(tmp_path / "noisy"),
-        ]
-    )
-    assert result.returncode == 0, result.stderr
+    out = tmp_path / "noisy"
+    size = ["--steps", "3", "--batch-size", "8"]
+    main(["train-noisy-classifier", *size, *CLASSIFIER_DATA, "--out", str(out)])
     info = json.loads((tmp_path / "noisy.json").read_text())
-    assert (
-        set(info["metrics"]["test_accuracy_at_t"]) == {"0", "250", "500", "750", "999"}
-        and info["steps"] == 3
+    accuracy = info["metrics"]["test_accuracy_at_t"]
+    assert set(accuracy) == {"0", "250", "500", "750", "999"} and info["steps"] == 3
+
+
+def test_the_classifier_sidecar_averages_the_losses_it_has(tmp_path, monkeypatch):
+    # One epoch of the shipped subset is 47 steps: the mean of the last (up to) 100
+    # losses is the mean of those 47, not their sum over 100.
+    import ddpm_lite.classifier as classifier
+    from ddpm_lite.fit import FitResult
+
+    losses = [float(k % 7) for k in range(47)]
+    model = classifier.MNISTClassifier().eval()
+    monkeypatch.setattr(
+        classifier, "train_classifier", lambda *args: FitResult(model, losses, 1.0)
     )
+    out = tmp_path / "c"
+    main(["train-classifier", "--epochs", "1", *CLASSIFIER_DATA, "--out", str(out)])
+    metrics = json.loads((tmp_path / "c.json").read_text())["metrics"]
+    assert metrics["final_loss_mean_last_100"] == pytest.approx(sum(losses) / 47)
 
 
 def test_the_console_script_is_the_same_command():

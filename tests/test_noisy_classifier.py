@@ -5,13 +5,13 @@ import torch
 
 from ddpm_lite.checkpoint import CheckpointError
 from ddpm_lite.data import load_mnist, to_model_range
+from ddpm_lite.fit import save_fitted
 from ddpm_lite.guidance import classifier_grad
 from ddpm_lite.noisy_classifier import (
     NoisyClassifier,
     NoisyClassifierConfig,
     accuracy_at,
     load_noisy_classifier,
-    save_noisy_classifier,
     train_noisy_classifier,
 )
 
@@ -76,7 +76,7 @@ def test_classifier_grad_matches_finite_differences_of_log_p(trained, test_set):
 
 
 def test_checkpoint_round_trip_and_checksum(tmp_path, trained, test_set):
-    save_noisy_classifier(tmp_path / "c", trained.model, {"note": "test"})
+    save_fitted(tmp_path / "c", trained.model, {"note": "test"})
     loaded = load_noisy_classifier(tmp_path / "c")
     x, t = test_set[0][:5], torch.full((5,), 300)
     with torch.no_grad():
