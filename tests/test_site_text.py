@@ -1,23 +1,25 @@
 """What the built site shows as text, read from its HTML (no browser needed).
 
-- No raw LaTeX in a link's text or a page's title. A chapter title with math becomes plain text
-  wherever Sphinx reuses it: inside every `{doc}` link to the page ("The U-Net: \\epsilon_\\theta
-  for images"), in the browser tab, in the search results. In the sidebar, the page's table of
-  contents and the previous/next buttons it stays a math span that only MathJax typesets, raw
-  without JavaScript. So link texts and titles are plain text (Unicode: ε_θ, x̂₀, ᾱ_t), and a
-  backslash command anywhere in one fails, math span or not.
-- Chapter code fits the site's code column of 88 characters (ruff's line length): a longer line
-  scrolls sideways. Every code block a chapter page shows counts, the inputs of code cells,
-  `literalinclude`d package code and fenced code blocks, including the ones collapsed by default
-  (cells tagged hide-input, dropdowns): a reader who opens one reads it in the same column, and
-  folding code away must not become a way to keep its lines long. Cell outputs do not count (they
-  print what the code computed), nor does code the build leaves out (remove-input, remove-cell),
-  which is not in the HTML.
+- No raw LaTeX in a link's text or a page's title. A chapter title with math becomes
+  plain text wherever Sphinx reuses it: inside every `{doc}` link to the page ("The
+  U-Net: \\epsilon_\\theta for images"), in the browser tab, in the search results. In
+  the sidebar, the page's table of contents and the previous/next buttons it stays a
+  math span that only MathJax typesets, raw without JavaScript. So link texts and titles
+  are plain text (Unicode: ε_θ, x̂₀, ᾱ_t), and a backslash command anywhere in one
+  fails, math span or not.
+- Chapter code fits the site's code column of 88 characters (ruff's line length): a
+  longer line scrolls sideways. Every code block a chapter page shows counts: the inputs
+  of code cells, `literalinclude`d package code and fenced code blocks, including those
+  collapsed by default (cells tagged hide-input, dropdowns), since a reader who opens
+  one reads it in the same column and folding code away must not become a way to keep
+  its lines long. Cell outputs do not count (they print what the code computed), nor
+  does code the build leaves out (remove-input, remove-cell), which is not in the HTML.
 
-The checkers are plain functions of a page's HTML, tested here on small synthetic pages; the tests
-of the site itself need a built book (`make book`; an unexecuted build is enough, since link texts
-and code inputs do not depend on the outputs). `make test` sets DDPM_BOOK_SITE_TESTS=required, so
-a missing build fails there; a bare `pytest` skips those tests with the reason.
+The checkers are plain functions of a page's HTML, tested here on small synthetic
+pages. The tests of the site itself need a built book (`make book`; an unexecuted build
+is enough, since link texts and code inputs do not depend on the outputs). `make test`
+sets DDPM_BOOK_SITE_TESTS=required, so a missing build fails there; a bare `pytest`
+skips those tests with the reason.
 """
 
 from __future__ import annotations
@@ -34,10 +36,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "_build" / "html"
 REQUIRED = os.environ.get("DDPM_BOOK_SITE_TESTS") == "required"
-CODE_COLUMN = 88  # characters; pyproject.toml's ruff line-length
+CODE_COLUMN = 88  # columns; pyproject.toml's ruff line-length
 
-# A TeX control sequence: a backslash and a name (\epsilon, \mathbf) or one of the symbols that
-# TeX commands and MathJax's inline delimiters use (\( \) \[ \] \{ \} \, \; \! \|).
+# A TeX control sequence: a backslash and a name (\epsilon, \mathbf) or one of the
+# symbols that TeX commands and MathJax delimiters use (\( \) \[ \] \{ \} \, \; \! \|).
 LATEX_COMMAND = re.compile(r"\\(?:[A-Za-z]+|[()\[\]{},;:!|])")
 
 
@@ -63,8 +65,8 @@ class _CodeBlock(NamedTuple):
 class PageText(HTMLParser):
     """What a page shows as text: its links, <title>, <h1> headings and code blocks.
 
-    Only elements that Sphinx's HTML always closes (a, div, details, pre, h1, title) are tracked,
-    so void or unclosed elements elsewhere cannot confuse the nesting.
+    Only elements that Sphinx's HTML always closes (a, div, details, pre, h1, title) are
+    tracked, so void or unclosed elements elsewhere cannot confuse the nesting.
     """
 
     def __init__(self) -> None:
@@ -154,8 +156,8 @@ def latex_in_titles(html: str) -> list[str]:
 
 
 def display_width(line: str) -> int:
-    """Columns a monospaced font gives the line: wide (CJK) characters take two, combining marks none
-    (x̂ is x and U+0302), as ruff counts its line length."""
+    """Columns a monospaced font gives the line: wide (CJK) characters take two,
+    combining marks none (x̂ is x and U+0302), as ruff counts its line length."""
     return sum(
         0
         if unicodedata.combining(c)
@@ -167,7 +169,7 @@ def display_width(line: str) -> int:
 
 
 def long_code_lines(html: str, limit: int = CODE_COLUMN) -> list[CodeLine]:
-    """The lines of the page's code blocks (not cell outputs) wider than `limit` columns."""
+    """The lines of the page's code blocks (not outputs) wider than `limit` columns."""
     return [
         CodeLine(number, line, display_width(line), block.collapsed, block.cell)
         for number, block in enumerate(read_page(html).code, start=1)
@@ -179,17 +181,19 @@ def long_code_lines(html: str, limit: int = CODE_COLUMN) -> list[CodeLine]:
 # The checkers on small pages shaped as Sphinx and myst-nb write them (no build needed).
 
 LINKS_PAGE = """<html><head><title>{title} &#8212; ddpm-book</title></head><body>
-<nav><ul><li class="toctree-l1"><a class="reference internal" href="unet.html">{toc}</a></li></ul></nav>
+<nav><ul><li class="toctree-l1">
+<a class="reference internal" href="unet.html">{toc}</a></li></ul></nav>
 <h1>{title}<a class="headerlink" href="#top" title="Link to this heading">#</a></h1>
-<p>The U-Net of <a class="reference internal" href="unet.html"><span class="doc">{doc}</span></a>
-and <a class="reference internal" href="#equation-fwd"><span class="eqno">(3)</span></a>.</p>
+<p>The U-Net of <a class="reference internal" href="unet.html">
+<span class="doc">{doc}</span></a> and <a class="reference internal"
+href="#equation-fwd"><span class="eqno">(3)</span></a>.</p>
 <script>var s = "<a href='x'>\\\\epsilon</a>";</script>
 <a class="left-prev" href="unet.html"><i class="fa-solid fa-angle-left"></i>
 <div class="prev-next-info"><p class="prev-next-subtitle">previous</p>
 <p class="prev-next-title">{toc}</p></div></a></body></html>"""
 RAW = {
     "title": r"The U-Net: \(\epsilon_\theta\) for images",
-    "toc": r'The U-Net: <span class="math notranslate">\(\epsilon_\theta\)</span> for images',
+    "toc": r'The U-Net: <span class="math">\(\epsilon_\theta\)</span> for images',
     "doc": r"The U-Net: \epsilon_\theta for images",
 }
 PLAIN = {k: "The U-Net: ε_θ for images" for k in RAW}
@@ -231,22 +235,24 @@ def test_latex_in_titles_finds_the_title_and_the_heading():
 
 
 def cell(source: str, output: str = "", tag: str = "") -> str:
-    """A code cell as myst-nb writes it; tag="hide-input" folds its input into <details>."""
+    """A code cell as myst-nb writes it; tag="hide-input" folds the input away."""
+    pre = '<div class="highlight"><pre><span></span>{}\n</pre></div>'
     code = (
-        '<div class="cell_input docutils container"><div class="highlight-ipython3 notranslate">'
-        f'<div class="highlight"><pre><span></span>{source}\n</pre></div></div></div>'
+        '<div class="cell_input docutils container">'
+        f'<div class="highlight-ipython3 notranslate">{pre.format(source)}</div></div>'
     )
     if tag == "hide-input":
         code = (
-            '<details class="admonition hide above-input"><summary aria-label="Toggle hidden'
-            ' content"><p class="collapsed admonition-title">Show code cell source</p></summary>'
-            f"{code}</details>"
+            '<details class="admonition hide above-input"><summary>'
+            '<p class="collapsed admonition-title">Show code cell source</p>'
+            f"</summary>{code}</details>"
         )
     out = (
-        '<div class="cell_output docutils container"><div class="output stream highlight-myst-ansi'
-        f' notranslate"><div class="highlight"><pre><span></span>{output}\n</pre></div></div></div>'
+        '<div class="cell_output docutils container"><div class="output stream'
+        f' highlight-myst-ansi notranslate">{pre.format(output)}</div></div>'
     )
-    return f'<div class="cell {tag} docutils container">{code}{out if output else ""}</div>'
+    cell = f"{code}{out if output else ''}"
+    return f'<div class="cell tag_{tag} docutils container">{cell}</div>'
 
 
 def test_long_code_lines_counts_inputs_folded_or_not_and_no_outputs():
@@ -286,7 +292,8 @@ def test_display_width_counts_columns():
 
 
 def site_pages(pattern: str) -> list[str]:
-    """Pages of the built site, as paths relative to it (the theme's _static templates are not pages)."""
+    """Pages of the built site, relative to it (the theme's _static templates are not
+    pages)."""
     return sorted(
         p.relative_to(SITE).as_posix()
         for p in SITE.glob(pattern)
@@ -294,7 +301,7 @@ def site_pages(pattern: str) -> list[str]:
     )
 
 
-# Without a build, one placeholder each, which require_site() skips (or fails when required).
+# Without a build, one placeholder each: require_site() skips it (fails when required).
 PAGES = site_pages("**/*.html") or ["index.html"]
 CHAPTERS = site_pages("book/*.html") or ["book/preface.html"]
 
