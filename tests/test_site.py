@@ -286,9 +286,38 @@ def test_chapter_math_is_typeset(visit, path):
     )
 
 
+def wait_until(page: Page, condition: str, arg=None, timeout_ms: int = 10_000) -> bool:
+    """Wait until the JavaScript function `condition(arg)` is truthy; False if it is not within the
+    time. The test then asserts what it checks, with its own message."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+    try:
+        page.wait_for_function(condition, arg=arg, timeout=timeout_ms)
+    except PlaywrightTimeoutError:
+        return False
+    return True
+
+
 def visible_image(page: Page) -> bytes:
     """The PNG currently shown by the widget (the Stack shows one Image at a time)."""
     return page.locator(".widget-image").filter(visible=True).first.screenshot()
+
+
+# The src of the first visible widget image once it has loaded, else null. Each frame is its own
+# Image widget with its own blob URL, so the src changes when the Stack shows another frame.
+SHOWN_IMAGE = """() => {
+    const shown = Array.from(document.querySelectorAll('.widget-image')).find(i => {
+        const box = i.getBoundingClientRect(); return box.width > 0 && box.height > 0; });
+    return shown && shown.complete && shown.naturalWidth > 0 ? shown.src : null; }"""
+
+
+def another_image_shown(page: Page, before: str | None) -> bool:
+    """Wait until the widget shows a loaded image other than `before` (a src)."""
+    return wait_until(
+        page,
+        f"before => {{ const src = ({SHOWN_IMAGE})(); return src !== null && src !== before; }}",
+        arg=before,
+    )
 
 
 @pytest.mark.parametrize("path", WIDGET_PAGES)
@@ -297,19 +326,24 @@ def test_widget_scrubs_without_a_kernel(visit, path):
     page = v.page
     handle = page.locator(".widget-slider .noUi-handle").first
     handle.wait_for(state="visible", timeout=20_000)
+    page.wait_for_function(f"() => ({SHOWN_IMAGE})() !== null", timeout=20_000)
+    shown = page.evaluate(SHOWN_IMAGE)
     before = visible_image(page)
     handle.focus()
     page.keyboard.press("End")  # to the last frame, t = T
-    page.wait_for_timeout(300)
+    # Each wait ends when the widget shows another frame (at most 10 s); the comparisons check.
+    another_image_shown(page, shown)
+    shown = page.evaluate(SHOWN_IMAGE)
     after_slider = visible_image(page)
     assert after_slider != before, "moving the t slider did not change the image"
     page.locator(".widget-dropdown select").first.select_option(
         index=1
     )  # another schedule
-    page.wait_for_timeout(300)
+    another_image_shown(page, shown)
+    shown = page.evaluate(SHOWN_IMAGE)
     handle.focus()
     page.keyboard.press("Home")
-    page.wait_for_timeout(300)
+    another_image_shown(page, shown)
     assert visible_image(page) != before, (
         "switching the schedule did not change the image"
     )
@@ -376,13 +410,19 @@ def test_search_finds_a_known_term(visit):
     )
 
 
+# The mean of the body background's red, green and blue channels (0 to 255).
+MEAN_BODY_CHANNEL = """() => getComputedStyle(document.body).backgroundColor
+    .match(/\\d+/g).slice(0, 3).map(Number).reduce((a, b) => a + b) / 3"""
+
+
 def test_figures_stay_readable_in_dark_mode(visit):
     v = visit(FIGURE_PAGE, color_scheme="dark")
     page = v.page
     page.evaluate(
         "() => { document.documentElement.dataset.theme = 'dark'; document.documentElement.dataset.mode = 'dark'; }"
     )
-    page.wait_for_timeout(300)
+    # The theme's colours switch by CSS (possibly with a transition): wait for a dark background.
+    wait_until(page, f"() => ({MEAN_BODY_CHANNEL})() < 80")
     background = page.evaluate("() => getComputedStyle(document.body).backgroundColor")
     channels = [int(c) for c in re.findall(r"\d+", background)[:3]]
     assert sum(channels) / 3 < 80, (
