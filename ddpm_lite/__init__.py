@@ -1,8 +1,13 @@
 """ddpm_lite: the small, exact DDPM package that every chapter of ddpm-book runs on.
 
-Modules, one idea each: `schedules` (beta and its derived tensors), `gaussian` (sampling,
-merging, KL, the pixel likelihood), `diffusion` (q and p_theta as pure functions),
-`sampling` (the reverse loops). Importing the package has no side effects.
+Modules, one idea each (the README's table says what each holds): the maths in
+`schedules`, `gaussian`, `diffusion`, `noise`, `sampling`, `score`, `guidance`,
+`likelihood`, `interpolation`; the models in `unet`, `classifier`, `noisy_classifier`,
+`vae`, `toy`; training in `train`, `fit`, `presets`, `devices`; files in `checkpoint`,
+`trained`, `pretrained`, `data`, `export`, `_io`; measuring in `metrics`; display in
+`plotting`, `widgets`, `diagrams`; argument checks in `_validate`; the command line in
+`__main__`.
+Importing the package has no side effects.
 """
 
 __version__ = "0.1.0"

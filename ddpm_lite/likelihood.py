@@ -1,18 +1,19 @@
-"""The negative log-likelihood bound of a trained model, estimated without computing all T terms.
+"""The negative log-likelihood bound of a trained model, estimated without all T terms.
 
--log p_theta(x0) <= L_T + sum_{t=1}^{T-1} L_t + L_0 (paper indices; code indices 0..T-1 below),
-with L_0 the discretized decoder, so the bound is in nats of 8-bit images. Each KL term
-needs a network call, so the sum over t is estimated: the code indices 1..T-1 are split into
-`num_strata` contiguous strata of (nearly) equal size, one t is drawn uniformly in each stratum,
-and the term is weighted by its stratum's size. That is an unbiased estimate of the sum with
-less variance than uniform draws. L_T (no parameters) and L_0 (the largest single term) are
-computed exactly. Book: eq. vlb-decomposition
+-log p_theta(x0) <= L_T + sum_{t=1}^{T-1} L_t + L_0 (paper indices; code indices 0..T-1
+below), with L_0 the discretized decoder, so the bound is in nats of 8-bit images. Each
+KL term needs a network call, so the sum over t is estimated: the code indices 1..T-1
+are split into `num_strata` contiguous strata of (nearly) equal size, one t is drawn
+uniformly in each stratum, and the term is weighted by its stratum's size. That is an
+unbiased estimate of the sum with less variance than uniform draws. L_T (no parameters)
+is computed exactly; L_0 (the largest single term) at one draw of x_1 ~ q(x_1 | x0), an
+unbiased one-sample estimate. Book: eq. vlb-decomposition
 """
 
 from __future__ import annotations
 
 import math
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -20,14 +21,13 @@ from torch import Tensor
 from . import _validate as v
 from .diffusion import (
     VARIANCES,
+    EpsModel,
+    bound_term,
+    forward_marginal,
     nats_to_bits_per_dim,
-    q_sample,
     vlb_prior_term,
-    vlb_term,
 )
-from .schedules import NoiseSchedule
-
-EpsModel = Callable[[Tensor, Tensor], Tensor]
+from .schedules import NoiseSchedule, gather
 
 
 class BoundEstimate(NamedTuple):
@@ -97,7 +97,8 @@ def vlb_terms(
     generator: torch.Generator,
     variance: str = "beta_tilde",
 ) -> Tensor:
-    """The bound's terms at the given code indices (0 is L_0, t >= 1 the KL L_t), one noise draw each: (len(ts), B) nats."""
+    """The bound's terms at the given code indices (0 is L_0, t >= 1 the KL L_t), one
+    noise draw each: (len(ts), B) nats."""
     v.check_tensor("x0", x0)
     return torch.stack(
         [
@@ -122,7 +123,8 @@ def _term(
     generator: torch.Generator,
     variance: str,
 ) -> Tensor:
-    """One term of the bound per image at code indices t (B,), with one noise draw: L_0 where t = 0, else L_t."""
+    """One term of the bound per image at code indices t (B,), with one noise draw:
+    L_0 where t = 0, else L_t."""
     eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
-    xt = q_sample(schedule, x0, t, eps)
-    return vlb_term(schedule, x0, xt, t, eps_model(xt, t), variance)
+    xt = forward_marginal(x0, eps, gather(schedule.alpha_bars, t, x0))
+    return bound_term(schedule, x0, xt, t, eps_model(xt, t), variance)

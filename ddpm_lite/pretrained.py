@@ -47,8 +47,11 @@ def load_pretrained(
     name: str = "mnist", device: str | torch.device = "cpu"
 ) -> Pretrained:
     """A shipped model with its schedule, checksum-verified, in eval mode, on `device`."""
+    trained = load_trained(pretrained_path(name), device=device)
     return Pretrained(
-        *load_trained(pretrained_path(name), device=device),
+        model=trained.model,
+        schedule=trained.schedule,
+        info=trained.info,
         conditional=name == "mnist-cond",
     )
 

@@ -14,26 +14,27 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor
 
-from ._validate import check_tensor, timesteps
+from . import _validate as v
 from .schedules import NoiseSchedule, gather
 
 ScoreFn = Callable[[Tensor], Tensor]
 
 
 def score_from_eps(
-    schedule: NoiseSchedule, eps_theta: Tensor, t: int | Tensor
+    schedule: NoiseSchedule, t: int | Tensor, eps_theta: Tensor
 ) -> Tensor:
-    """grad log q(x_t) = -eps_theta / sqrt(1 - alpha_bar_t).  eps_theta: (B, ...), t: (B,) long.
+    """grad log q(x_t) = -eps_theta / sqrt(1 - alpha_bar_t).  t: (B,) long or an int,
+    eps_theta: (B, ...).
 
     Book: eq. eps-is-score
     """
-    check_tensor("eps_theta", eps_theta)
-    t = timesteps(t, schedule.T, eps_theta)
+    v.check_tensor("eps_theta", eps_theta)
+    t = v.timesteps(t, schedule.T, eps_theta)
     return -eps_theta / torch.sqrt(1 - gather(schedule.alpha_bars, t, eps_theta))
 
 
 def langevin_step(
-    score: Tensor, x: Tensor, step_size: float, generator: torch.Generator
+    x: Tensor, score: Tensor, step_size: float, generator: torch.Generator
 ) -> Tensor:
     """x + (step_size / 2) grad log p(x) + sqrt(step_size) z, z ~ N(0, I).
 
@@ -56,12 +57,12 @@ def langevin(
     generator: torch.Generator,
 ) -> Tensor:
     """n_steps of unadjusted Langevin dynamics from x: (n, ...) with one fixed step size."""
-    check_tensor("x", x)
+    v.check_tensor("x", x)
     _check_positive("step_size", step_size)
     if n_steps < 1:
         raise ValueError(f"n_steps must be >= 1, got {n_steps}")
     for _ in range(n_steps):
-        x = langevin_step(score_fn(x), x, step_size, generator)
+        x = langevin_step(x, score_fn(x), step_size, generator)
     return x
 
 
@@ -92,11 +93,11 @@ def annealed_langevin(
     _check_positive("step_size", step_size)
     if n_steps_per_level < 1:
         raise ValueError(f"n_steps_per_level must be >= 1, got {n_steps_per_level}")
-    check_tensor("x", x)
+    v.check_tensor("x", x)
     for sigma in sigmas:
         alpha = step_size * sigma**2 / sigmas[-1] ** 2
         for _ in range(n_steps_per_level):
-            x = langevin_step(score_fn(x, sigma), x, alpha, generator)
+            x = langevin_step(x, score_fn(x, sigma), alpha, generator)
     return x
 
 
@@ -109,7 +110,7 @@ def dsm_loss(
     loss = |score_fn(x~) - target|^2 summed over the non-batch dimensions.
     Book: eq. dsm
     """
-    check_tensor("x", x)
+    v.check_tensor("x", x)
     _check_positive("sigma", sigma)
     z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     residual = score_fn(x + sigma * z) + z / sigma

@@ -198,13 +198,8 @@ def test_the_javascript_sampler_mirrors_functions_that_exist():
 
 
 def test_the_browser_page_describes_the_reference_case_that_is_exported():
-    import importlib.util
+    from tools import site_models
 
-    spec = importlib.util.spec_from_file_location(
-        "site_models", ROOT / "tools" / "site_models.py"
-    )
-    site_models = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(site_models)
     case = site_models.REFERENCE
     words = {1: "one", 2: "two", 3: "three", 4: "four"}
     text = " ".join((BOOK / "browser.md").read_text(encoding="utf-8").split())

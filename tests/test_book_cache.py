@@ -1,4 +1,3 @@
-import importlib.util
 import json
 import os
 from pathlib import Path
@@ -6,12 +5,9 @@ from pathlib import Path
 import nbformat
 from jupyter_cache import get_cache
 
+from tools import book_cache
+
 ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location(
-    "book_cache", ROOT / "tools" / "book_cache.py"
-)
-book_cache = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(book_cache)
 
 
 def cached_notebook(cache, path: Path, code: str) -> None:

@@ -19,7 +19,7 @@ from ddpm_lite.diffusion import (
     vlb_term,
     vlb_weights,
 )
-from ddpm_lite.schedules import NoiseSchedule, make_betas
+from ddpm_lite.schedules import NoiseSchedule, gather, make_betas
 
 K_SE = (
     5.0  # Monte Carlo tolerance in standard errors: false failure rate 6e-7 per check
@@ -300,3 +300,48 @@ def test_unknown_variance_is_rejected(schedule):
         ValueError, match=r"variance must be one of \('beta_tilde', 'beta'\)"
     ):
         vlb_term(schedule, x, x, 1, x, variance="learned")
+
+
+# --- the kernels: what the checked functions and every loop call -------------------------
+
+
+def test_each_checked_function_is_its_kernel(schedule):
+    from ddpm_lite import diffusion as d
+
+    g = torch.Generator().manual_seed(0)
+    x0, eps, xt = (
+        torch.randn(4, 3, generator=g, dtype=torch.float64) for _ in range(3)
+    )
+    t = torch.tensor([0, 1, 500, 999])
+    ab = schedule.alpha_bars[t][:, None]
+    assert torch.equal(
+        d.q_sample(schedule, x0, t, eps), d.forward_marginal(x0, eps, ab)
+    )
+    assert torch.equal(
+        d.predict_x0_from_eps(schedule, xt, t, eps), d.x0_from_eps(xt, eps, ab)
+    )
+    assert torch.equal(
+        d.predict_eps_from_x0(schedule, xt, t, x0), d.eps_from_x0(xt, x0, ab)
+    )
+    assert torch.equal(
+        d.q_posterior(schedule, x0, xt, t).mean, d.posterior_mean(schedule, x0, xt, t)
+    )
+    assert torch.equal(
+        d.p_mean_from_eps(schedule, xt, t, eps), d.model_mean(schedule, xt, t, eps)
+    )
+
+
+def test_the_kernels_read_nothing_on_the_host(schedule, request):
+    from ddpm_lite import diffusion as d
+
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.randn(2, 4, generator=g, dtype=torch.float64)
+    eps = torch.randn(2, 4, generator=g, dtype=torch.float64)
+    t = torch.tensor([0, 7])
+    request.getfixturevalue("no_host_sync")
+    ab = gather(schedule.alpha_bars, t, x0)
+    xt = d.forward_marginal(x0, eps, ab)
+    d.x0_from_eps(xt, eps, ab), d.eps_from_x0(xt, x0, ab)
+    d.posterior_mean(schedule, x0, xt, t), d.model_mean(schedule, xt, t, eps)
+    # (bound_term is left out: its decoder term checks that x0 lies in [-1, 1], one
+    # host read per call, which the evaluation chapters and benchmarks can afford.)

@@ -161,14 +161,8 @@ def test_the_reference_run_records_the_noise_the_sampler_drew(shipped, exported)
 def test_the_site_files_are_exported_again_only_when_their_stamp_changes(
     tmp_path, monkeypatch
 ):
-    import importlib.util
-    from pathlib import Path
+    from tools import site_models
 
-    spec = importlib.util.spec_from_file_location(
-        "site_models", Path(__file__).parents[1] / "tools" / "site_models.py"
-    )
-    site_models = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(site_models)
     exports = []
     monkeypatch.setattr(
         site_models,

@@ -172,3 +172,15 @@ def test_bad_interpolation_arguments_are_rejected(kwargs, message):
         interpolate_via_noise(
             eps_model, SCHEDULE, a, b, generator=torch.Generator(), **args
         )
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "ddpm"])
+def test_decoding_an_interpolation_reads_nothing_on_the_host(sampler, request):
+    schedule = NoiseSchedule(make_betas("linear", 100)).to(dtype=torch.float32)
+    g = torch.Generator().manual_seed(0)
+    x_a, x_b = torch.rand(2, 1, 4, 4, generator=g), torch.rand(2, 1, 4, 4, generator=g)
+    request.getfixturevalue("no_host_sync")
+    out = interpolate_via_noise(
+        lambda xt, t: 0.1 * xt, schedule, x_a, x_b, 5, [0.0, 0.5], g, sampler=sampler
+    )
+    assert out.shape == (2, 2, 1, 4, 4)

@@ -569,3 +569,23 @@ def test_samplers_follow_the_schedules_device_by_default():
         ).xt.device.type
         == "meta"
     )
+
+
+def test_a_guided_sampling_step_reads_nothing_on_the_host(request):
+    from ddpm_lite.guidance import classifier_free_guidance
+    from ddpm_lite.unet import UNet, UNetConfig
+
+    schedule = NoiseSchedule(make_betas("linear", 1000)).to(dtype=torch.float32)
+    unet = UNetConfig(
+        base_channels=8, channel_mults=(1,), num_res_blocks=1, groups=8, num_classes=10
+    )
+    model = UNet(unet).eval()
+    eps_model = classifier_free_guidance(model, torch.tensor([3, 4]), 10, 2.0)
+    g = torch.Generator().manual_seed(0)
+    run = ddim_trajectory(
+        eps_model, schedule, (2, 1, 28, 28), g, 10, clip_denoised=True
+    )
+    next(run)
+    request.getfixturevalue("no_host_sync")
+    with torch.no_grad():
+        assert next(run).x0_pred is not None

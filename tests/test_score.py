@@ -35,18 +35,18 @@ def test_score_from_exact_eps_is_the_autograd_score_of_q_xt(t):
     x = xt.clone().requires_grad_(True)
     (autograd_score,) = torch.autograd.grad(noised.log_prob(x).sum(), x)
     assert torch.allclose(
-        score_from_eps(SCHEDULE, eps, t), autograd_score, rtol=1e-9, atol=1e-9
+        score_from_eps(SCHEDULE, t, eps), autograd_score, rtol=1e-9, atol=1e-9
     )
 
 
 def test_score_from_eps_rejects_out_of_range_t():
     with pytest.raises(ValueError, match=r"t must be in \[0, 999\]"):
-        score_from_eps(SCHEDULE, torch.zeros(2, 2), 1000)
+        score_from_eps(SCHEDULE, 1000, torch.zeros(2, 2))
 
 
 def test_langevin_step_is_drift_plus_scaled_noise():
     x, score = torch.ones(3, 2, **F64), torch.full((3, 2), 2.0, **F64)
-    step = langevin_step(score, x, 0.25, torch.Generator().manual_seed(0))
+    step = langevin_step(x, score, 0.25, torch.Generator().manual_seed(0))
     z = torch.randn(3, 2, generator=torch.Generator().manual_seed(0), **F64)
     assert torch.allclose(step, x + 0.125 * score + 0.5 * z)
 
