@@ -295,7 +295,8 @@ def ddim_trajectory_from(
     v.step_index("t_start", t_start, schedule.T)
     v.at_least("eta", eta, 0.0)
     v.num_steps(num_steps, t_start + 1, f"t_start={t_start}")
-    noise = noise_source(generator, xt.device, xt.dtype)
+    # eta = 0 draws nothing, so a deterministic run may pass generator=None
+    noise = noise_source(generator, xt.device, xt.dtype) if eta > 0 else None
     steps = ddim_timesteps(t_start + 1, num_steps)
     yield SamplerState(steps[0], xt, None)
     for t, t_prev in zip(steps, steps[1:] + [-1]):

@@ -1,0 +1,273 @@
+"""Fast solvers of the probability-flow ODE: DPM-Solver++ (multistep) and Heun's method.
+
+Both run on any eps_model (the guidance wrappers too) at the trained time steps, and both
+are deterministic: randomness enters only through x_T.
+
+DPM-Solver++ (Lu et al. 2022) writes the ODE in the log-SNR
+lambda_t = log(alpha_t / sigma_t), alpha_t = sqrt(alpha_bar_t), sigma_t = sqrt(1 - alpha_bar_t),
+where its exact solution from t to s < t is (variation of constants)
+    x_s = (sigma_s / sigma_t) x_t + sigma_s * integral_{lambda_t}^{lambda_s} e^lambda x0(lambda) dlambda,
+so only x0's path needs approximating: held constant, it gives DDIM (order 1); a line
+through the last two predictions gives 2M; a parabola through three, 3M.
+
+Heun's method solves the same ODE in EDM's coordinates (Karras et al. 2022):
+x_bar = x / sqrt(alpha_bar), sigma = sqrt((1 - alpha_bar) / alpha_bar), d x_bar / d sigma = eps.
+Book: eq. pf-ode-sigma
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterator, Sequence
+
+import torch
+from torch import Tensor
+
+from . import _validate as v
+from .diffusion import EpsModel, eps_from_x0, x0_from_eps
+from .sampling import Noise, SamplerState, _start, ddim_timesteps
+from .schedules import NoiseSchedule, gather
+
+SPACINGS = ("time", "logsnr", "karras")
+ORDERS = (1, 2, 3)
+KARRAS_RHO = 7.0  # Karras et al.'s rho: sigma^(1/rho) evenly spaced
+
+
+def solver_timesteps(
+    schedule: NoiseSchedule, num_steps: int, spacing: str, t_start: int | None = None
+) -> list[int]:
+    """num_steps distinct code indices from t_start (default T - 1) down, spaced by
+    "time" (evenly in t: ddim_timesteps), "logsnr" (evenly in lambda, down to t = 0) or
+    "karras" (sigma^(1/7) evenly spaced, down to t = 0); each is the nearest index."""
+    v.choice("spacing", spacing, SPACINGS)
+    t_start = schedule.T - 1 if t_start is None else t_start
+    v.step_index("t_start", t_start, schedule.T)
+    v.num_steps(num_steps, t_start + 1, f"t_start={t_start}")
+    if spacing == "time":
+        return ddim_timesteps(t_start + 1, num_steps)
+    alpha_bar = schedule.alpha_bars[: t_start + 1].double().cpu()
+    if spacing == "logsnr":
+        key = 0.5 * torch.log(alpha_bar / (1 - alpha_bar))
+        targets = torch.linspace(float(key[t_start]), float(key[0]), num_steps)
+    else:
+        key = torch.sqrt((1 - alpha_bar) / alpha_bar)
+        lo, hi = (
+            float(key[0]) ** (1 / KARRAS_RHO),
+            float(key[t_start]) ** (1 / KARRAS_RHO),
+        )
+        targets = torch.linspace(hi, lo, num_steps, dtype=torch.float64) ** KARRAS_RHO
+    nearest = (key[None, :] - targets[:, None].double()).abs().argmin(dim=1)
+    steps = sorted(set(nearest.tolist()), reverse=True)
+    if len(steps) < num_steps:
+        raise ValueError(
+            f"num_steps={num_steps} with spacing {spacing!r} rounds to only "
+            f"{len(steps)} distinct time steps below t_start={t_start}; use fewer"
+        )
+    return steps
+
+
+def _alpha_sigma_lambda(alpha_bar: float) -> tuple[float, float, float]:
+    if alpha_bar >= 1.0:  # the data: sigma = 0, lambda = +inf
+        return 1.0, 0.0, math.inf
+    alpha, sigma = math.sqrt(alpha_bar), math.sqrt(1 - alpha_bar)
+    return alpha, sigma, math.log(alpha / sigma)
+
+
+def dpm_solver_update(
+    xt: Tensor,
+    alpha_bar_t: float,
+    alpha_bar_s: float,
+    x0_preds: Sequence[Tensor],
+    lambdas: Sequence[float],
+) -> Tensor:
+    """One DPM-Solver++ step from t to s < t, of order len(x0_preds) (1, 2 or 3).
+
+    x0_preds: the data predictions at t and at the previous steps, newest first;
+    lambdas: the log-SNR where each was made (lambdas[0] = lambda_t). With h = lambda_s
+    - lambda_t, r_k = (lambda_{k-1} - lambda_k) / h and D the step's estimate of x0:
+        x_s = (sigma_s / sigma_t) x_t - alpha_s (e^-h - 1) D
+    order 1: D = x0_t (DDIM); order 2: D = x0_t + (x0_t - x0_prev) / (2 r_1);
+    order 3 adds a second difference (Lu et al. 2022, Algorithm 2's 3M). To the data
+    (alpha_bar_s = 1) the step is x0_t itself, and only order 1 is defined there.
+    """
+    order = len(x0_preds)
+    _, sigma_t, lambda_t = _alpha_sigma_lambda(alpha_bar_t)
+    alpha_s, sigma_s, lambda_s = _alpha_sigma_lambda(alpha_bar_s)
+    if sigma_s == 0.0:
+        if order != 1:
+            raise ValueError("the step to the data (alpha_bar_s = 1) has order 1 only")
+        return x0_preds[0]
+    h = lambda_s - lambda_t
+    phi_1 = math.expm1(-h)  # e^-h - 1, accurate for small h
+    m0 = x0_preds[0]
+    if order == 1:
+        return (sigma_s / sigma_t) * xt - alpha_s * phi_1 * m0
+    r0 = (lambda_t - lambdas[1]) / h
+    d1_0 = (m0 - x0_preds[1]) / r0
+    if order == 2:
+        return (sigma_s / sigma_t) * xt - alpha_s * phi_1 * (m0 + 0.5 * d1_0)
+    r1 = (lambdas[1] - lambdas[2]) / h
+    d1_1 = (x0_preds[1] - x0_preds[2]) / r1
+    d1 = d1_0 + r0 / (r0 + r1) * (d1_0 - d1_1)
+    d2 = (d1_0 - d1_1) / (r0 + r1)
+    phi_2 = phi_1 / h + 1
+    phi_3 = phi_2 / h - 0.5
+    return (
+        (sigma_s / sigma_t) * xt
+        - alpha_s * phi_1 * m0
+        + alpha_s * phi_2 * d1
+        - alpha_s * phi_3 * d2
+    )
+
+
+def _predict(
+    eps_model: EpsModel, schedule: NoiseSchedule, xt: Tensor, t: int, clip: bool
+) -> tuple[Tensor, Tensor]:
+    """(eps, x0_pred) at code index t; with clip, x0_pred in [-1, 1] and eps from it."""
+    t_batch = torch.full((xt.shape[0],), t, dtype=torch.long, device=xt.device)
+    eps = eps_model(xt, t_batch)
+    alpha_bar = gather(schedule.alpha_bars, t_batch, xt)
+    x0_pred = x0_from_eps(xt, eps, alpha_bar)
+    if clip:
+        x0_pred = x0_pred.clamp(-1, 1)
+        eps = eps_from_x0(xt, x0_pred, alpha_bar)
+    return eps, x0_pred
+
+
+def _host_alpha_bars(schedule: NoiseSchedule) -> list[float]:
+    # One read before the loop: the steps' coefficients are Python floats, so the loop
+    # itself never waits for the device.
+    return schedule.alpha_bars.double().cpu().tolist() + [1.0]  # index -1: the data
+
+
+def dpm_solver_trajectory_from(
+    eps_model: EpsModel,
+    schedule: NoiseSchedule,
+    xt: Tensor,
+    t_start: int,
+    num_steps: int = 10,
+    order: int = 2,
+    spacing: str = "logsnr",
+    clip_denoised: bool = False,
+) -> Iterator[SamplerState]:
+    """Yield xt (at code index t_start), then the state after each of num_steps
+    DPM-Solver++ steps, the last at t = -1: num_steps network calls.
+
+    Step k (from 0) has order min(order, k + 1): the history starts empty. The last
+    step, to the data, is order 1. With clip_denoised each x0 prediction is clipped.
+    """
+    v.check_tensor("xt", xt)
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
+    steps = solver_timesteps(schedule, num_steps, spacing, t_start)
+    alpha_bars = _host_alpha_bars(schedule)
+    yield SamplerState(steps[0], xt, None)
+    x0_preds: list[Tensor] = []
+    lambdas: list[float] = []
+    for k, (t, s) in enumerate(zip(steps, steps[1:] + [-1])):
+        _, x0_pred = _predict(eps_model, schedule, xt, t, clip_denoised)
+        x0_preds = [x0_pred, *x0_preds][:order]
+        lambdas = [_alpha_sigma_lambda(alpha_bars[t])[2], *lambdas][:order]
+        used = 1 if s == -1 else min(order, k + 1)
+        xt = dpm_solver_update(
+            xt, alpha_bars[t], alpha_bars[s], x0_preds[:used], lambdas[:used]
+        )
+        yield SamplerState(s, xt, x0_pred)
+
+
+def dpm_solver_trajectory(
+    eps_model: EpsModel,
+    schedule: NoiseSchedule,
+    shape: Sequence[int],
+    generator: Noise,
+    num_steps: int = 10,
+    order: int = 2,
+    spacing: str = "logsnr",
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+    clip_denoised: bool = False,
+) -> Iterator[SamplerState]:
+    """Yield x_T ~ N(0, I), then the DPM-Solver++ state after each of num_steps steps
+    (num_steps network calls), the last at t = -1. device None means the schedule's.
+    """
+    solver_timesteps(schedule, num_steps, spacing)  # checks before the noise is drawn
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
+    xT, _ = _start(schedule, shape, generator, device, dtype)
+    yield from dpm_solver_trajectory_from(
+        eps_model,
+        schedule,
+        xT,
+        schedule.T - 1,
+        num_steps,
+        order,
+        spacing,
+        clip_denoised,
+    )
+
+
+def heun_update(
+    x_bar: Tensor, sigma_t: float, sigma_s: float, eps_t: Tensor, eps_s: Tensor | None
+) -> Tensor:
+    """One step of d x_bar / d sigma = eps from sigma_t to sigma_s: Heun's (the mean of
+    the slopes at both ends) when eps_s, the slope at the Euler point, is given; else
+    Euler's, x_bar + (sigma_s - sigma_t) eps_t (DDIM with eta = 0).
+    Book: eq. pf-ode-sigma
+    """
+    slope = eps_t if eps_s is None else 0.5 * (eps_t + eps_s)
+    return x_bar + (sigma_s - sigma_t) * slope
+
+
+def heun_trajectory_from(
+    eps_model: EpsModel,
+    schedule: NoiseSchedule,
+    xt: Tensor,
+    t_start: int,
+    num_steps: int = 10,
+    spacing: str = "karras",
+    clip_denoised: bool = False,
+) -> Iterator[SamplerState]:
+    """Yield xt (at code index t_start), then the state after each of num_steps steps of
+    Heun's method, the last (to sigma = 0, the data) Euler's: 2 num_steps - 1 network
+    calls. The states are in x_t's coordinates, x_t = sqrt(alpha_bar_t) x_bar.
+    """
+    v.check_tensor("xt", xt)
+    steps = solver_timesteps(schedule, num_steps, spacing, t_start)
+    alpha_bars = _host_alpha_bars(schedule)
+    yield SamplerState(steps[0], xt, None)
+    for t, s in zip(steps, steps[1:] + [-1]):
+        sigma_t = math.sqrt((1 - alpha_bars[t]) / alpha_bars[t])
+        sigma_s = math.sqrt((1 - alpha_bars[s]) / alpha_bars[s])
+        eps_t, x0_pred = _predict(eps_model, schedule, xt, t, clip_denoised)
+        x_bar = xt / math.sqrt(alpha_bars[t])
+        eps_s = None
+        if s >= 0:
+            x_euler = heun_update(x_bar, sigma_t, sigma_s, eps_t, None)
+            x_s = x_euler * math.sqrt(alpha_bars[s])
+            eps_s, _ = _predict(eps_model, schedule, x_s, s, clip_denoised)
+        xt = heun_update(x_bar, sigma_t, sigma_s, eps_t, eps_s) * math.sqrt(
+            alpha_bars[s]
+        )
+        yield SamplerState(s, xt, x0_pred)
+
+
+def heun_trajectory(
+    eps_model: EpsModel,
+    schedule: NoiseSchedule,
+    shape: Sequence[int],
+    generator: Noise,
+    num_steps: int = 10,
+    spacing: str = "karras",
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+    clip_denoised: bool = False,
+) -> Iterator[SamplerState]:
+    """Yield x_T ~ N(0, I), then the state after each of num_steps Heun steps
+    (2 num_steps - 1 network calls), the last at t = -1. device None: the schedule's.
+    Book: eq. pf-ode-sigma
+    """
+    solver_timesteps(schedule, num_steps, spacing)  # checks before the noise is drawn
+    xT, _ = _start(schedule, shape, generator, device, dtype)
+    yield from heun_trajectory_from(
+        eps_model, schedule, xT, schedule.T - 1, num_steps, spacing, clip_denoised
+    )
