@@ -27,7 +27,9 @@ def sliced_wasserstein(
         )
     if n_projections < 1:
         raise ValueError(f"n_projections must be >= 1, got {n_projections}")
-    theta = torch.randn(x.shape[1], n_projections, generator=generator, dtype=x.dtype)
+    theta = torch.randn(
+        x.shape[1], n_projections, generator=generator, device=x.device, dtype=x.dtype
+    )
     theta = theta / theta.norm(dim=0, keepdim=True)
     px, _ = torch.sort(x @ theta, dim=0)
     py, _ = torch.sort(y @ theta, dim=0)

@@ -60,7 +60,13 @@ class GaussianMixture:
         The component indices are the class labels of guidance.
         """
         k = torch.multinomial(self.weights, n, replacement=True, generator=generator)
-        z = torch.randn(n, self.dim, generator=generator, dtype=self.means.dtype)
+        z = torch.randn(
+            n,
+            self.dim,
+            generator=generator,
+            device=self.means.device,
+            dtype=self.means.dtype,
+        )
         return self.means[k] + self.stds[k, None] * z, k
 
     def component(self, k: int) -> "GaussianMixture":
@@ -155,13 +161,17 @@ def exact_eps_model(mixture: GaussianMixture, alpha_bars: Tensor):
 
 
 def two_moons(n: int, generator: torch.Generator, noise: float = 0.08) -> Tensor:
-    """n points on two interleaved half circles, scaled to about [-1, 1]^2: (n, 2)."""
-    upper = torch.rand(n, generator=generator) < 0.5
-    angle = math.pi * torch.rand(n, generator=generator)
+    """n points on two interleaved half circles, scaled to about [-1, 1]^2: (n, 2).
+
+    With no tensor to follow, the points are drawn on the generator's device.
+    """
+    device = generator.device
+    upper = torch.rand(n, generator=generator, device=device) < 0.5
+    angle = math.pi * torch.rand(n, generator=generator, device=device)
     x = torch.where(upper, torch.cos(angle), 1 - torch.cos(angle))
     y = torch.where(upper, torch.sin(angle), 0.5 - torch.sin(angle))
     points = torch.stack([x - 0.5, y - 0.25], dim=1) / 1.1
-    return points + noise * torch.randn(n, 2, generator=generator)
+    return points + noise * torch.randn(n, 2, generator=generator, device=device)
 
 
 class ToyEpsMLP(torch.nn.Module):

@@ -46,7 +46,9 @@ def elbo(vae: VAE, x: Tensor, generator: torch.Generator) -> Tensor:
     Book: eq. vae-elbo
     """
     mean, logvar = vae.encode(x)
-    eps = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
+    eps = torch.randn(
+        mean.shape, generator=generator, device=mean.device, dtype=mean.dtype
+    )
     z = reparameterize(mean, torch.exp(0.5 * logvar), eps)
     log_likelihood = -F.binary_cross_entropy_with_logits(
         vae.decode(z), x, reduction="none"
@@ -66,7 +68,9 @@ def iwae_bound(vae: VAE, x: Tensor, k: int, generator: torch.Generator) -> Tenso
     """
     mean, logvar = vae.encode(x)
     std = torch.exp(0.5 * logvar)
-    eps = torch.randn((k, *mean.shape), generator=generator, dtype=mean.dtype)
+    eps = torch.randn(
+        (k, *mean.shape), generator=generator, device=mean.device, dtype=mean.dtype
+    )
     z = reparameterize(mean, std, eps)  # (k, B, latent)
     log_q = (-0.5 * eps**2 - torch.log(std) - 0.5 * math.log(2 * math.pi)).sum(-1)
     log_prior = (-0.5 * z**2 - 0.5 * math.log(2 * math.pi)).sum(-1)

@@ -172,7 +172,7 @@ def forward_process_explorer(
     x0: (B, 1, H, W) digits in [-1, 1]. One noise draw is reused for every frame, so
     scrubbing shows the same digit drowning.
     """
-    noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
+    noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
 
     def all_frames(T: int, beta_start: float, beta_end: float):
         steps = frame_steps(T, n_frames)

@@ -168,6 +168,16 @@ def test_sample_labelled_labels_match_the_nearest_of_well_separated_components()
     assert torch.equal(k, (x[:, 0] > 0).long())
 
 
+def test_mixture_samples_follow_the_device_of_its_tensors():
+    # The meta device stands in for a GPU. __post_init__ reads the weights on the host,
+    # which meta tensors cannot do, so the validated tensors are moved afterwards.
+    mixture = gaussian_mixture_1d([0.3, 0.7], [-2.0, 1.0], [0.5, 0.3])
+    for name in ("weights", "means", "stds"):
+        object.__setattr__(mixture, name, getattr(mixture, name).to("meta"))
+    x, k = mixture.sample_labelled(10, torch.Generator())
+    assert x.device.type == k.device.type == "meta"
+
+
 def test_conditional_mlp_uses_the_null_token_when_no_label_is_given():
     torch.manual_seed(0)
     model = ToyEpsMLP(num_classes=3)
