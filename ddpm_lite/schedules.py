@@ -19,15 +19,15 @@ from dataclasses import dataclass, field, fields
 import torch
 from torch import Tensor
 
-SCHEDULE_KINDS = ("linear", "cosine", "quadratic", "sigmoid")
-
-# The defaults of each kind; make_betas rejects any other keyword.
+# The kinds of schedule and the defaults of each; make_betas rejects any other keyword.
 _DEFAULT_PARAMS = {
     "linear": {"beta_start": 1e-4, "beta_end": 0.02},  # Ho et al. 2020
+    "cosine": {"s": 0.008, "max_beta": 0.999},  # Nichol & Dhariwal 2021
     "quadratic": {"beta_start": 1e-4, "beta_end": 0.02},
     "sigmoid": {"beta_start": 1e-4, "beta_end": 0.02},
-    "cosine": {"s": 0.008, "max_beta": 0.999},  # Nichol & Dhariwal 2021
 }
+# The one list of kinds: ("linear", "cosine", "quadratic", "sigmoid").
+SCHEDULE_KINDS = tuple(_DEFAULT_PARAMS)
 
 
 def make_betas(kind: str, T: int, **params: float) -> Tensor:
@@ -42,7 +42,7 @@ def make_betas(kind: str, T: int, **params: float) -> Tensor:
 
     Book: eq. beta-schedules
     """
-    if kind not in _DEFAULT_PARAMS:
+    if kind not in SCHEDULE_KINDS:
         raise ValueError(f"kind must be one of {SCHEDULE_KINDS}, got {kind!r}")
     if isinstance(T, bool) or not isinstance(T, int):
         raise TypeError(f"T must be an int, got {type(T).__name__}")

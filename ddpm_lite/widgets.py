@@ -19,7 +19,7 @@ from torch import Tensor
 
 from .diffusion import q_sample
 from .plotting import tile_digits
-from .schedules import NoiseSchedule, make_betas
+from .schedules import SCHEDULE_KINDS, NoiseSchedule, make_betas
 
 
 def png_of(fig: plt.Figure) -> bytes:
@@ -163,7 +163,7 @@ def forward_process_explorer(
     generator: torch.Generator,
     T: int = 1000,
     n_frames: int = 21,
-    kinds: Sequence[str] = ("linear", "cosine", "quadratic", "sigmoid"),
+    kinds: Sequence[str] = SCHEDULE_KINDS,
 ) -> widgets.VBox:
     """Scrub t and switch the schedule (in the browser).
 
