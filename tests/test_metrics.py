@@ -36,8 +36,9 @@ def test_zero_for_identical_sets():
 
 
 def test_shift_in_two_dimensions_gives_two_over_pi_times_its_length():
-    # Shifting by c moves every projection by <c, theta>; for theta uniform on the circle
-    # E|<c, theta>| = 2 |c| / pi. With 20,000 directions the SE is ~0.003 |c|; 5 SE allowed.
+    # Shifting by c moves every projection by <c, theta>; for theta uniform on the
+    # circle E|<c, theta>| = 2 |c| / pi. With 20,000 directions the SE is ~0.003 |c|;
+    # 5 SE allowed.
     g = torch.Generator().manual_seed(3)
     x = torch.randn(300, 2, generator=g, dtype=torch.float64)
     c = torch.tensor([3.0, 4.0], dtype=torch.float64)
@@ -60,8 +61,8 @@ class _RecordDraws(TorchFunctionMode):
 
 
 def test_directions_are_drawn_on_the_inputs_device():
-    # The meta device stands in for a GPU. A meta @ cpu product does not raise (a CUDA one
-    # does), so the test records where the directions were drawn.
+    # The meta device stands in for a GPU. A meta @ cpu product does not raise (a CUDA
+    # one does), so the test records where the directions were drawn.
     x = torch.empty(5, 3, device="meta")
     with _RecordDraws() as draws:
         distance = sliced_wasserstein(x, x, 4, torch.Generator())
@@ -91,7 +92,8 @@ def test_frechet_distance_matches_scipy_sqrtm():
 
     g = torch.Generator().manual_seed(4)
     a, b = _random_stats(g, 20), _random_stats(g, 20)
-    # the textbook formula with the (non-symmetric) product sqrtm(S_a S_b), as FID code computes it
+    # the textbook formula with the (non-symmetric) product sqrtm(S_a S_b), as FID code
+    # computes it
     cross = linalg.sqrtm(a.cov.numpy() @ b.cov.numpy()).real.trace()
     expected = (
         ((a.mean - b.mean) ** 2).sum().item()

@@ -12,9 +12,8 @@ from ddpm_lite.toy import (
     two_moons,
 )
 
-K_SE = (
-    5.0  # Monte Carlo tolerance in standard errors: false failure rate 6e-7 per check
-)
+# Monte Carlo tolerance in standard errors: false failure rate 6e-7 per check
+K_SE = 5.0
 
 
 @pytest.fixture
@@ -28,7 +27,8 @@ def test_sample_moments_match_the_mixture(mixture):
     second = 0.3 * (4.0 + 0.25) + 0.7 * (1.0 + 0.09)
     var = second - mean**2
     assert abs(x.mean().item() - mean) < K_SE * math.sqrt(var / len(x))
-    # fourth moment needed for the SE of a non-Gaussian variance; 3 var^2 is a loose upper bound here
+    # fourth moment needed for the SE of a non-Gaussian variance; 3 var^2 is a loose
+    # upper bound here
     assert abs(x.var().item() - var) < K_SE * math.sqrt(3 * var**2 * 4 / len(x))
 
 
