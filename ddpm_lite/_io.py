@@ -1,4 +1,7 @@
-"""File helpers shared by data and checkpoint: hashing, and writes that never leave half a file."""
+"""File helpers shared by data and checkpoint.
+
+Hashing, and writes that never leave half a file.
+"""
 
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ def atomic_write(target: Path, write: Callable[[str], None]) -> None:
     os.close(handle)
     try:
         write(temporary)
-        # mkstemp creates the file private (0600); give it the permissions a plain open() would
+        # mkstemp creates the file private (0600): give it a plain open()'s permissions
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(temporary, 0o666 & ~umask)

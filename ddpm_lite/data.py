@@ -3,10 +3,11 @@
 Where the data comes from, in order:
 1. a directory given as `root`, or by the environment variable DDPM_LITE_MNIST_DIR,
    holding the four standard IDX files (gzip-compressed or raw); with `download=True`
-   missing files are first fetched from the public mirrors, MD5-checked, written atomically;
+   missing files are first fetched from the public mirrors, MD5-checked, written
+   atomically;
 2. the small real-MNIST subset shipped inside this package (6,000 training and 2,000
-   test images, CC BY-SA 3.0), with a notice saying so at logging level INFO (the command
-   line shows it; a library caller sees it only after configuring `logging`).
+   test images, CC BY-SA 3.0), with a notice saying so at logging level INFO (the
+   command line shows it; a library caller sees it only after configuring `logging`).
 A failed download that falls back to the subset issues a `UserWarning`.
 """
 
@@ -60,7 +61,10 @@ class MNIST(NamedTuple):
 
 
 def to_model_range(pixels: Tensor) -> Tensor:
-    """uint8 pixels p in 0..255 -> float x = 2 p / 255 - 1 in [-1, 1], with a channel axis: (N, 1, H, W)."""
+    """uint8 pixels p in 0..255 -> float x = 2 p / 255 - 1 in [-1, 1].
+
+    (N, H, W) gains a channel axis: (N, 1, H, W).
+    """
     if pixels.dtype != torch.uint8:
         raise TypeError(f"pixels must be uint8 (0..255), got dtype {pixels.dtype}")
     x = pixels.to(torch.float32) * (2.0 / 255.0) - 1.0
@@ -68,7 +72,7 @@ def to_model_range(pixels: Tensor) -> Tensor:
 
 
 def to_pixels(x: Tensor) -> Tensor:
-    """The inverse of to_model_range, rounding to the nearest level and clipping to [-1, 1]."""
+    """The inverse of to_model_range: clip to [-1, 1], round to the nearest level."""
     return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
 
@@ -80,7 +84,10 @@ def _find_file(directory: Path, stem: str) -> Path | None:
 
 
 def _read_idx(path: Path, magic: int) -> Tensor:
-    """Parse one IDX file (gzip or raw); raise ValueError naming the file if it is truncated or corrupt."""
+    """Parse one IDX file (gzip or raw).
+
+    Raise ValueError naming the file if it is truncated or corrupt.
+    """
     try:
         raw = (
             gzip.decompress(path.read_bytes())
@@ -100,7 +107,8 @@ def _read_idx(path: Path, magic: int) -> Tensor:
     expected = offset + int(torch.tensor(dims).prod())
     if len(raw) != expected:
         raise ValueError(
-            f"{path}: truncated or corrupt, {len(raw)} bytes where the header promises {expected}"
+            f"{path}: truncated or corrupt, "
+            f"{len(raw)} bytes where the header promises {expected}"
         )
     return torch.frombuffer(bytearray(raw[offset:]), dtype=torch.uint8).reshape(dims)
 
@@ -124,8 +132,8 @@ def read_mnist_dir(directory: str | os.PathLike, split: str) -> MNIST:
 
 
 def _fetch(url: str, target: Path, md5: str, timeout: float) -> None:
-    """Stream url into a temporary file beside target, check its length and MD5, then rename it
-    into place: an interrupted or corrupt download leaves nothing behind."""
+    """Stream url into a temporary file beside target, check its length and MD5, then
+    rename it into place: an interrupted or corrupt download leaves nothing behind."""
 
     def write(temporary: str) -> None:
         with (
@@ -154,10 +162,10 @@ def download_mnist(
     checksums: dict[str, str] | None = None,
     timeout: float = 30.0,
 ) -> Path:
-    """Fetch the missing MNIST archives of `split` (or of both splits) into `directory`.
+    """Fetch the missing MNIST archives of `split` (or of both) into `directory`.
 
-    Files already present with the right MD5 are kept. Each file is tried on every mirror in
-    turn; DownloadError lists every failure when none succeeds.
+    Files already present with the right MD5 are kept. Each file is tried on every
+    mirror in turn; DownloadError lists every failure when none succeeds.
     """
     mirrors = (
         MIRRORS if mirrors is None else mirrors
@@ -190,10 +198,11 @@ def download_mnist(
 def load_mnist(
     split: str = "train", root: str | os.PathLike | None = None, download: bool = False
 ) -> MNIST:
-    """MNIST `split` ("train" or "test") from `root`, $DDPM_LITE_MNIST_DIR, or the shipped subset.
+    """MNIST `split` ("train" or "test").
 
-    With download=True and a directory given, missing files are downloaded first; if that
-    fails (offline), the shipped subset is used, with a warning.
+    From `root`, else $DDPM_LITE_MNIST_DIR, else the shipped subset. With download=True
+    and a directory given, missing files are downloaded first; if that fails (offline),
+    the shipped subset is used, with a warning.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -204,7 +213,8 @@ def load_mnist(
                 download_mnist(given, split)
             except DownloadError as err:
                 warnings.warn(
-                    f"MNIST download failed ({str(err).splitlines()[0]}); using the shipped subset",
+                    f"MNIST download failed ({str(err).splitlines()[0]}); "
+                    "using the shipped subset",
                     stacklevel=2,
                 )
                 return _shipped_subset(split)
@@ -214,7 +224,8 @@ def load_mnist(
 
 def _shipped_subset(split: str) -> MNIST:
     logger.info(
-        f"no MNIST directory available (argument root or ${ENV_VAR}); using the shipped "
-        "subset of real MNIST (6,000 train / 2,000 test images; LeCun, Cortes & Burges, CC BY-SA 3.0).",
+        f"no MNIST directory available (argument root or ${ENV_VAR}); "
+        "using the shipped subset of real MNIST (6,000 train / 2,000 test images; "
+        "LeCun, Cortes & Burges, CC BY-SA 3.0).",
     )
     return read_mnist_dir(SUBSET_DIR, split)

@@ -1,8 +1,9 @@
-"""Diagrams drawn by code, so they are rebuilt with the book and cannot drift from the package.
+"""Diagrams drawn by code: rebuilt with the book, they cannot drift from the package.
 
-`chain_diagram`: the graphical model of the forward chain q and the reverse chain p_theta.
-`unet_diagram`: the U-Net's stages as boxes with the tensor shapes a forward pass produced,
-the skip connections and where the time embedding enters (display only, like `widgets`).
+`chain_diagram`: the graphical model of the forward chain q and the reverse chain
+p_theta. `unet_diagram`: the U-Net's stages as boxes with the tensor shapes a forward
+pass produced, the skip connections and where the time embedding enters (display only,
+like `widgets`).
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ def chain_diagram() -> plt.Figure:
     ax.text(
         3.5,
         0.72,
-        r"forward: $q(x_t \mid x_{t-1}) = \mathcal{N}(\sqrt{1-\beta_t}\,x_{t-1},\ \beta_t \mathbf{I})$, fixed",
+        r"forward: $q(x_t \mid x_{t-1}) = "
+        r"\mathcal{N}(\sqrt{1-\beta_t}\,x_{t-1},\ \beta_t \mathbf{I})$, fixed",
         ha="center",
         color="#006BA4",
         fontsize=11,
@@ -60,7 +62,8 @@ def chain_diagram() -> plt.Figure:
     ax.text(
         3.5,
         -0.82,
-        r"reverse: $p_\theta(x_{t-1} \mid x_t) = \mathcal{N}(\mu_\theta(x_t, t),\ \sigma_t^2 \mathbf{I})$, learned",
+        r"reverse: $p_\theta(x_{t-1} \mid x_t) = "
+        r"\mathcal{N}(\mu_\theta(x_t, t),\ \sigma_t^2 \mathbf{I})$, learned",
         ha="center",
         color="#C85200",
         fontsize=11,
@@ -94,11 +97,13 @@ def _shape(shape: Shape) -> str:
 def unet_diagram(
     rows: Sequence[tuple[str, Shape, Shape]],
 ) -> tuple[plt.Figure, list[tuple[str, str]]]:
-    """The U-Net as measured by a forward pass: rows are (stage, input shape, output shape) in call order.
+    """The U-Net as measured by a forward pass.
 
-    Stage names start with "conv_in", "down", "middle", "up" or "conv_out"; "down" stages and
-    conv_in push a skip connection, and each "up" ResBlock pops one (the concatenation in
-    `UNet.forward`). Returns the figure and the (down stage, up stage) pairs it drew as skips.
+    rows: (stage, input shape, output shape) in call order. Stage names start with
+    "conv_in", "down", "middle", "up" or "conv_out"; "down" stages and conv_in push a
+    skip connection, and each "up" ResBlock pops one (the concatenation in
+    `UNet.forward`). Returns the figure and the (down stage, up stage) pairs it drew as
+    skips.
     """
     left = [r for r in rows if r[0].startswith(("conv_in", "down"))]
     middle = [r for r in rows if r[0].startswith("middle")]
@@ -157,7 +162,8 @@ def unet_diagram(
     ax.text(
         3.5,
         1.25,
-        r"$t \to$ sinusoidal embedding $\to$ MLP: added inside every ResBlock (blue and orange boxes)",
+        r"$t \to$ sinusoidal embedding $\to$ MLP: "
+        "added inside every ResBlock (blue and orange boxes)",
         ha="center",
         fontsize=9,
         color="#006BA4",

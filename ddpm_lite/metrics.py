@@ -1,6 +1,7 @@
 """Distances between sample sets and scores of samples, as pure functions.
 
-FD-MNIST and MNIST-IS take features and class probabilities from `classifier.MNISTClassifier`.
+FD-MNIST and MNIST-IS take features and class probabilities from
+`classifier.MNISTClassifier`.
 """
 
 from __future__ import annotations
@@ -16,16 +17,19 @@ def sliced_wasserstein(
 ) -> Tensor:
     """Sliced 1-Wasserstein distance between two equal-size point sets x, y: (n, d).
 
-    SW_1 = E_theta W_1(<x, theta>, <y, theta>) over random unit directions theta; in 1-D,
-    W_1 between equal-size empirical laws is the mean gap between sorted samples.
+    SW_1 = E_theta W_1(<x, theta>, <y, theta>) over random unit directions theta; in
+    1-D, W_1 between equal-size empirical laws is the mean gap between sorted samples.
     """
     if x.ndim != 2 or x.shape != y.shape:
         raise ValueError(
-            f"x and y must both have shape (n, d); got {tuple(x.shape)} and {tuple(y.shape)}"
+            "x and y must both have shape (n, d); "
+            f"got {tuple(x.shape)} and {tuple(y.shape)}"
         )
     if n_projections < 1:
         raise ValueError(f"n_projections must be >= 1, got {n_projections}")
-    theta = torch.randn(x.shape[1], n_projections, generator=generator, dtype=x.dtype)
+    theta = torch.randn(
+        x.shape[1], n_projections, generator=generator, device=x.device, dtype=x.dtype
+    )
     theta = theta / theta.norm(dim=0, keepdim=True)
     px, _ = torch.sort(x @ theta, dim=0)
     py, _ = torch.sort(y @ theta, dim=0)
@@ -38,7 +42,10 @@ class FeatureStats(NamedTuple):
 
 
 def feature_stats(features: Tensor) -> FeatureStats:
-    """Mean and covariance of features (n, F), in float64: the Gaussian FD-MNIST fits to a sample set."""
+    """Mean and covariance of features (n, F), in float64.
+
+    The Gaussian that FD-MNIST fits to a sample set.
+    """
     if features.ndim != 2 or features.shape[0] < 2:
         raise ValueError(
             f"features must have shape (n, F) with n >= 2, got {tuple(features.shape)}"
@@ -62,7 +69,8 @@ def frechet_distance(a: FeatureStats, b: FeatureStats) -> float:
     """
     if a.mean.shape != b.mean.shape:
         raise ValueError(
-            f"a and b must have the same feature size, got {tuple(a.mean.shape)} and {tuple(b.mean.shape)}"
+            "a and b must have the same feature size, "
+            f"got {tuple(a.mean.shape)} and {tuple(b.mean.shape)}"
         )
     root_a = _psd_sqrt(a.cov)
     cross = torch.linalg.eigvalsh(root_a @ b.cov @ root_a).clamp(min=0).sqrt().sum()
@@ -72,9 +80,10 @@ def frechet_distance(a: FeatureStats, b: FeatureStats) -> float:
 
 
 def inception_score(probs: Tensor) -> float:
-    """exp(E_x KL(p(y|x) || p(y))) for class probabilities probs (n, K), with p(y) their mean.
+    """exp(E_x KL(p(y|x) || p(y))) for class probabilities probs (n, K).
 
-    Between 1 (every image the same unsure guess) and K (confident and classes balanced).
+    p(y) is their mean over the n images. The score lies between 1 (every image the
+    same unsure guess) and K (confident, and the classes balanced).
     """
     if probs.ndim != 2:
         raise ValueError(f"probs must have shape (n, K), got {tuple(probs.shape)}")
@@ -84,7 +93,10 @@ def inception_score(probs: Tensor) -> float:
 
 
 def class_histogram(probs: Tensor, num_classes: int = 10) -> Tensor:
-    """The fraction of images predicted as each class, (num_classes,): mode coverage at a glance."""
+    """The fraction of images predicted as each class, (num_classes,).
+
+    Mode coverage at a glance.
+    """
     return (
         torch.bincount(probs.argmax(1), minlength=num_classes).double() / probs.shape[0]
     )

@@ -1,9 +1,10 @@
 """The named model + training recipes, defined once: `tiny`, `cpu` and `gpu`.
 
-`python -m ddpm_lite train --preset NAME`, the tests and the benchmarks all read them here.
-The `cpu` preset was chosen by measuring on a 2-core x86 CPU (see benchmarks/README.md):
-the 1.1 M-parameter U-Net below trains at about 110 images/s in float32 with channels-last,
-where bf16 autocast was slower, the 6.5 M default about 21 and the tiny one about 200.
+`python -m ddpm_lite train --preset NAME`, the tests and the benchmarks all read them
+here. The `cpu` preset was chosen by measuring on a 2-core x86 CPU (see
+benchmarks/README.md): the 1.1 M-parameter U-Net below trains at about 110 images/s in
+float32 with channels-last, where bf16 autocast was slower, the 6.5 M default about 21
+and the tiny one about 200.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ PRESETS: dict[str, Preset] = {
         "0.18 M parameters; blurry digit-like shapes after minutes on a CPU",
     ),
     "cpu": Preset(
-        # Dropout 0: a run of a few epochs underfits, so regularising only slows it down.
+        # Dropout 0: a few epochs underfit, so regularising would only slow the run.
         UNetConfig(
             base_channels=32,
             channel_mults=(1, 2, 2),
@@ -49,7 +50,8 @@ PRESETS: dict[str, Preset] = {
             groups=8,
             dropout=0.0,
         ),
-        # Cosine decay to zero: on a short budget the final low-lr steps do what a long EMA would.
+        # Cosine decay to zero: on a short budget, the final low-lr steps
+        # do what a long EMA would.
         TrainConfig(
             steps=4_000,
             batch_size=128,

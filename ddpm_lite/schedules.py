@@ -19,29 +19,30 @@ from dataclasses import dataclass, field, fields
 import torch
 from torch import Tensor
 
-SCHEDULE_KINDS = ("linear", "cosine", "quadratic", "sigmoid")
-
-# The defaults of each kind; make_betas rejects any other keyword.
+# The kinds of schedule and the defaults of each; make_betas rejects any other keyword.
 _DEFAULT_PARAMS = {
     "linear": {"beta_start": 1e-4, "beta_end": 0.02},  # Ho et al. 2020
+    "cosine": {"s": 0.008, "max_beta": 0.999},  # Nichol & Dhariwal 2021
     "quadratic": {"beta_start": 1e-4, "beta_end": 0.02},
     "sigmoid": {"beta_start": 1e-4, "beta_end": 0.02},
-    "cosine": {"s": 0.008, "max_beta": 0.999},  # Nichol & Dhariwal 2021
 }
+# The one list of kinds: ("linear", "cosine", "quadratic", "sigmoid").
+SCHEDULE_KINDS = tuple(_DEFAULT_PARAMS)
 
 
 def make_betas(kind: str, T: int, **params: float) -> Tensor:
     """The variance schedule beta_0..beta_{T-1}, float64 of shape (T,).
 
-    linear:    beta_t = beta_start + (beta_end - beta_start) * t / (T-1)
-    quadratic: beta_t = (sqrt(beta_start) + (sqrt(beta_end) - sqrt(beta_start)) * t / (T-1))^2
-    sigmoid:   beta_t = beta_start + (beta_end - beta_start) * sigmoid(-6 + 12 t / (T-1))
-    cosine:    alpha_bar(u) = cos((u/T + s) / (1 + s) * pi/2)^2,
-               beta_t = min(1 - alpha_bar(t+1) / alpha_bar(t), max_beta)
+    With u = t / (T-1) (u = 0 when T = 1):
+    linear:    beta_t = beta_start + (beta_end - beta_start) * u
+    quadratic: beta_t = (sqrt(beta_start) + (sqrt(beta_end) - sqrt(beta_start)) * u)^2
+    sigmoid:   beta_t = beta_start + (beta_end - beta_start) * sigmoid(-6 + 12 u)
+    cosine:    f(t) = cos((t/T + s) / (1 + s) * pi/2)^2,
+               beta_t = min(1 - f(t+1) / f(t), max_beta)
 
     Book: eq. beta-schedules
     """
-    if kind not in _DEFAULT_PARAMS:
+    if kind not in SCHEDULE_KINDS:
         raise ValueError(f"kind must be one of {SCHEDULE_KINDS}, got {kind!r}")
     if isinstance(T, bool) or not isinstance(T, int):
         raise TypeError(f"T must be an int, got {type(T).__name__}")
@@ -70,7 +71,8 @@ def _interpolated_betas(
             raise ValueError(f"{name} must be in the open interval (0, 1), got {value}")
     if beta_start > beta_end:
         raise ValueError(
-            f"beta_start must be <= beta_end, got beta_start={beta_start} > beta_end={beta_end}"
+            f"beta_start must be <= beta_end, "
+            f"got beta_start={beta_start} > beta_end={beta_end}"
         )
     u = (
         torch.linspace(0.0, 1.0, T, dtype=torch.float64)
@@ -95,12 +97,12 @@ def _cosine_betas(T: int, s: float, max_beta: float) -> Tensor:
         )
     u = torch.arange(T + 1, dtype=torch.float64) / T
     alpha_bar = torch.cos((u + s) / (1 + s) * math.pi / 2) ** 2
-    # The clip keeps beta < 1 near u = 1, where alpha_bar(u) -> 0 and the ratio blows up.
+    # The clip keeps beta < 1 near u = 1, where alpha_bar -> 0 and the ratio blows up.
     return (1 - alpha_bar[1:] / alpha_bar[:-1]).clamp(max=max_beta)
 
 
 def check_betas(betas: Tensor) -> None:
-    """Raise ValueError unless betas is a 1-D, non-empty tensor with values in (0, 1)."""
+    """Raise ValueError unless betas is a 1-D, non-empty tensor of values in (0, 1)."""
     if not isinstance(betas, Tensor):
         raise TypeError(f"betas must be a torch.Tensor, got {type(betas).__name__}")
     if betas.ndim != 1 or betas.numel() == 0:
@@ -115,7 +117,8 @@ def check_betas(betas: Tensor) -> None:
     if not bool(inside.all()):
         bad = int((~inside).nonzero()[0, 0])
         raise ValueError(
-            f"every beta must be in the open interval (0, 1); betas[{bad}] = {betas[bad].item()}"
+            "every beta must be in the open interval (0, 1); "
+            f"betas[{bad}] = {betas[bad].item()}"
         )
 
 
@@ -124,13 +127,16 @@ class NoiseSchedule:
     """A variance schedule with the tensors derived from it, each of shape (T,).
 
     alphas[t]            = 1 - beta_t
-    alpha_bars[t]        = prod_{s<=t} alpha_s                    (Book: eq. fwd-marginal)
+    alpha_bars[t]        = prod_{s<=t} alpha_s              (Book: eq. fwd-marginal)
     alpha_bars_prev[t]   = alpha_bars[t-1], with alpha_bars_prev[0] = 1
-    posterior_variance   = beta_tilde_t = (1 - alpha_bar_prev) / (1 - alpha_bar) * beta_t
-    posterior_log_variance_clipped = log beta_tilde, with beta_tilde_0 (= 0) replaced by
-                           beta_tilde_1, so that the log stays finite
-    posterior_mean_coef1 = sqrt(alpha_bar_prev) * beta_t / (1 - alpha_bar_t)   (multiplies x0)
-    posterior_mean_coef2 = sqrt(alpha_t) * (1 - alpha_bar_prev) / (1 - alpha_bar_t)  (multiplies xt)
+    posterior_variance   = beta_tilde_t
+                         = (1 - alpha_bar_prev) / (1 - alpha_bar) * beta_t
+    posterior_log_variance_clipped = log beta_tilde, with beta_tilde_0 (= 0) replaced
+                           by beta_tilde_1, so that the log stays finite
+    posterior_mean_coef1 = sqrt(alpha_bar_prev) * beta_t / (1 - alpha_bar_t)
+                           (multiplies x0)
+    posterior_mean_coef2 = sqrt(alpha_t) * (1 - alpha_bar_prev) / (1 - alpha_bar_t)
+                           (multiplies xt)
     snr                  = alpha_bar / (1 - alpha_bar)
 
     Book: eq. posterior-variance, eq. posterior-mean
@@ -154,8 +160,9 @@ class NoiseSchedule:
         if alpha_bars[-1] == 0:
             first = int((alpha_bars == 0).nonzero()[0, 0])
             raise ValueError(
-                f"alpha_bar underflows to 0 in float64 at t={first}: the betas destroy the signal "
-                "completely, and x0 = (x_t - sqrt(1 - alpha_bar) eps) / sqrt(alpha_bar) is undefined; "
+                f"alpha_bar underflows to 0 in float64 at t={first}: the betas destroy "
+                "the signal completely, and "
+                "x0 = (x_t - sqrt(1 - alpha_bar) eps) / sqrt(alpha_bar) is undefined; "
                 "use smaller betas or fewer steps"
             )
         alpha_bars_prev = torch.cat(
@@ -201,11 +208,14 @@ class NoiseSchedule:
         return moved
 
     def __repr__(self) -> str:
-        return f"NoiseSchedule(T={self.T}, beta[0]={self.betas[0].item():.3g}, beta[T-1]={self.betas[-1].item():.3g}, dtype={self.betas.dtype})"
+        return (
+            f"NoiseSchedule(T={self.T}, beta[0]={self.betas[0].item():.3g}, "
+            f"beta[T-1]={self.betas[-1].item():.3g}, dtype={self.betas.dtype})"
+        )
 
 
 def gather(values: Tensor, t: Tensor, x: Tensor) -> Tensor:
-    """values[t], reshaped to (B, 1, ..., 1) to broadcast against x, in x's device and dtype.
+    """values[t] as (B, 1, ..., 1), to broadcast against x, in x's device and dtype.
 
     values: (T,) a schedule tensor; t: (B,) long; x: (B, ...).
     """

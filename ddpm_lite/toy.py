@@ -1,8 +1,8 @@
 """Toy data whose diffusion is known exactly: Gaussian mixtures (1-D or d-D, isotropic
 components) and two moons.
 
-Noising a mixture keeps it a mixture: component k of q(x_t) has mean sqrt(alpha_bar) m_k and
-variance alpha_bar s_k^2 + 1 - alpha_bar. So q(x_t), its score and the optimal
+Noising a mixture keeps it a mixture: component k of q(x_t) has mean sqrt(alpha_bar) m_k
+and variance alpha_bar s_k^2 + 1 - alpha_bar. So q(x_t), its score and the optimal
 eps_theta(x_t, t) = E[eps | x_t] = -sqrt(1 - alpha_bar) * grad log q(x_t) are exact, and
 samplers and losses can be checked without training a network.
 """
@@ -18,7 +18,10 @@ from torch import Tensor
 
 @dataclass(frozen=True)
 class GaussianMixture:
-    """sum_k weights[k] N(means[k], stds[k]^2 I). weights: (K,), means: (K, d), stds: (K,)."""
+    """sum_k weights[k] N(means[k], stds[k]^2 I).
+
+    weights: (K,), means: (K, d), stds: (K,).
+    """
 
     weights: Tensor
     means: Tensor
@@ -52,19 +55,31 @@ class GaussianMixture:
     def sample_labelled(
         self, n: int, generator: torch.Generator
     ) -> tuple[Tensor, Tensor]:
-        """n samples (n, d) and the component each came from (n,): the class labels of guidance."""
+        """n samples (n, d) and the component each came from (n,).
+
+        The component indices are the class labels of guidance.
+        """
         k = torch.multinomial(self.weights, n, replacement=True, generator=generator)
-        z = torch.randn(n, self.dim, generator=generator, dtype=self.means.dtype)
+        z = torch.randn(
+            n,
+            self.dim,
+            generator=generator,
+            device=self.means.device,
+            dtype=self.means.dtype,
+        )
         return self.means[k] + self.stds[k, None] * z, k
 
     def component(self, k: int) -> "GaussianMixture":
-        """Component k alone, as a one-component mixture: the class-conditional law p(x | y = k)."""
+        """Component k alone, as a one-component mixture.
+
+        It is the class-conditional law p(x | y = k).
+        """
         return GaussianMixture(
             self.weights.new_ones(1), self.means[k : k + 1], self.stds[k : k + 1]
         )
 
     def log_posterior(self, x: Tensor) -> Tensor:
-        """log p(y = k | x) for every component k, shape (n, K): the exact Bayes classifier."""
+        """log p(y = k | x) for each component k, (n, K): the exact Bayes classifier."""
         return torch.log_softmax(self.component_log_probs(x), dim=1)
 
     def component_log_probs(self, x: Tensor) -> Tensor:
@@ -83,13 +98,16 @@ class GaussianMixture:
         return torch.logsumexp(self.component_log_probs(x), dim=1)
 
     def score(self, x: Tensor) -> Tensor:
-        """grad_x log p(x), shape (n, d): the responsibility-weighted pull towards each mean."""
+        """grad_x log p(x), shape (n, d).
+
+        The responsibility-weighted pull towards each mean.
+        """
         resp = torch.softmax(self.component_log_probs(x), dim=1)
         pulls = (self.means[None] - x[:, None, :]) / (self.stds**2)[None, :, None]
         return (resp[..., None] * pulls).sum(1)
 
     def noised(self, alpha_bar: float) -> "GaussianMixture":
-        """The law of sqrt(alpha_bar) x0 + sqrt(1 - alpha_bar) eps for x0 from this mixture.
+        """The law of sqrt(alpha_bar) x0 + sqrt(1 - alpha_bar) eps, x0 in this mixture.
 
         Book: eq. fwd-marginal
         """
@@ -100,7 +118,9 @@ class GaussianMixture:
         )
 
     def smoothed(self, sigma: float) -> "GaussianMixture":
-        """The law of x0 + sigma z: each component's variance grows by sigma^2 (variance exploding).
+        """The law of x0 + sigma z (variance exploding).
+
+        Each component keeps its mean; its variance grows by sigma^2.
 
         Book: eq. annealed-step
         """
@@ -110,13 +130,18 @@ class GaussianMixture:
 
 
 def gaussian_mixture_1d(weights, means, stds, dtype=torch.float64) -> GaussianMixture:
-    """A 1-D mixture from plain lists: gaussian_mixture_1d([.3, .7], [-2, 1], [.5, .3])."""
+    """A 1-D mixture from plain lists.
+
+    gaussian_mixture_1d([.3, .7], [-2, 1], [.5, .3])
+    """
     t = lambda v: torch.as_tensor(v, dtype=dtype)
     return GaussianMixture(t(weights), t(means).reshape(-1, 1), t(stds))
 
 
 def exact_eps_model(mixture: GaussianMixture, alpha_bars: Tensor):
-    """eps_theta(x_t, t) = E[eps | x_t] = -sqrt(1 - alpha_bar_t) * score of q(x_t), exactly.
+    """The optimal eps_theta for this mixture's data, exactly:
+
+    eps_theta(x_t, t) = E[eps | x_t] = -sqrt(1 - alpha_bar_t) * score of q(x_t).
 
     The minimiser of L_simple for this data: no network, no training.
     Book: eq. loss-simple
@@ -136,20 +161,25 @@ def exact_eps_model(mixture: GaussianMixture, alpha_bars: Tensor):
 
 
 def two_moons(n: int, generator: torch.Generator, noise: float = 0.08) -> Tensor:
-    """n points on two interleaved half circles, scaled to roughly [-1, 1]^2, shape (n, 2)."""
-    upper = torch.rand(n, generator=generator) < 0.5
-    angle = math.pi * torch.rand(n, generator=generator)
+    """n points on two interleaved half circles, scaled to about [-1, 1]^2: (n, 2).
+
+    With no tensor to follow, the points are drawn on the generator's device.
+    """
+    device = generator.device
+    upper = torch.rand(n, generator=generator, device=device) < 0.5
+    angle = math.pi * torch.rand(n, generator=generator, device=device)
     x = torch.where(upper, torch.cos(angle), 1 - torch.cos(angle))
     y = torch.where(upper, torch.sin(angle), 0.5 - torch.sin(angle))
     points = torch.stack([x - 0.5, y - 0.25], dim=1) / 1.1
-    return points + noise * torch.randn(n, 2, generator=generator)
+    return points + noise * torch.randn(n, 2, generator=generator, device=device)
 
 
 class ToyEpsMLP(torch.nn.Module):
-    """eps_theta for low-dimensional toy data: an MLP on [x_t, sinusoidal embedding of t].
+    """eps_theta for low-dimensional toy data: an MLP on [x_t, sinusoidal embedding(t)].
 
-    With num_classes > 0 it also reads a label y (index num_classes is the "no label" token of
-    classifier-free guidance); with out_dim = K it serves as a noise-conditional classifier.
+    With num_classes > 0 it also reads a label y (index num_classes is the "no label"
+    token of classifier-free guidance); with out_dim = K it serves as a
+    noise-conditional classifier.
     """
 
     def __init__(
@@ -181,10 +211,10 @@ class ToyEpsMLP(torch.nn.Module):
         )
 
     def forward(self, xt: Tensor, t: Tensor, y: Tensor | None = None) -> Tensor:
-        # t / T in [0, 1) times frequencies from 1 to 1/1000 of 1000: resolves single steps near t = 0
-        angles = (t.to(xt.dtype) / self.T * 1000.0)[:, None] * self.frequencies[
-            None
-        ].to(xt.dtype)
+        # t / T in [0, 1) times frequencies from 1 to 1/1000 of 1000: resolves single
+        # steps near t = 0
+        scaled_t = t.to(xt.dtype) / self.T * 1000.0
+        angles = scaled_t[:, None] * self.frequencies[None].to(xt.dtype)
         features = torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
         if self.label_embedding is not None:
             y = torch.full_like(t, self.num_classes) if y is None else y

@@ -1,8 +1,8 @@
 """eps_theta(x_t, t[, y]): the U-Net of DDPM, small enough to read top to bottom.
 
-Built upward: time embedding, residual block, attention, then the U-Net itself. Shapes are
-for MNIST, (B, 1, 28, 28): the down path goes 28 -> 14 -> 7 and self-attention runs only
-at 7 x 7, where it is cheap. Imports nothing from the rest of the package.
+Built upward: time embedding, residual block, attention, then the U-Net itself. Shapes
+are for MNIST, (B, 1, 28, 28): the down path goes 28 -> 14 -> 7 and self-attention runs
+only at 7 x 7, where it is cheap. Imports nothing from the rest of the package.
 """
 
 from __future__ import annotations
@@ -20,34 +20,32 @@ class UNetConfig:
     image_size: int = 28
     in_channels: int = 1
     base_channels: int = 64
-    channel_mults: tuple[int, ...] = (
-        1,
-        2,
-        2,
-    )  # one level per entry; each level but the last halves the size
+    # one level per entry; each level but the last halves the size
+    channel_mults: tuple[int, ...] = (1, 2, 2)
     num_res_blocks: int = 2
-    attention_resolutions: tuple[int, ...] = (
-        7,
-    )  # sizes at which to add self-attention
+    # the sizes at which to add self-attention
+    attention_resolutions: tuple[int, ...] = (7,)
     dropout: float = 0.1
     groups: int = 32  # GroupNorm groups; must divide every channel count
-    num_classes: int | None = (
-        None  # class conditioning for guidance; None adds no parameters
-    )
+    # class conditioning for guidance; None adds no parameters
+    num_classes: int | None = None
 
     def __post_init__(self) -> None:
         if self.image_size % 2 ** (len(self.channel_mults) - 1):
             raise ValueError(
-                f"image_size {self.image_size} must be divisible by 2^(levels - 1) = {2 ** (len(self.channel_mults) - 1)}"
+                f"image_size {self.image_size} must be divisible by 2^(levels - 1) = "
+                f"{2 ** (len(self.channel_mults) - 1)}"
             )
         if not self.channel_mults or min(self.channel_mults) < 1:
             raise ValueError(
-                f"channel_mults must be a non-empty tuple of positive ints, got {self.channel_mults}"
+                "channel_mults must be a non-empty tuple of positive ints, "
+                f"got {self.channel_mults}"
             )
         for mult in self.channel_mults:
             if (self.base_channels * mult) % self.groups:
                 raise ValueError(
-                    f"groups={self.groups} must divide every channel count; {self.base_channels * mult} is not divisible"
+                    f"groups={self.groups} must divide every channel count; "
+                    f"{self.base_channels * mult} is not divisible"
                 )
         if self.num_res_blocks < 1:
             raise ValueError(f"num_res_blocks must be >= 1, got {self.num_res_blocks}")
@@ -60,10 +58,10 @@ class UNetConfig:
 
 
 def timestep_embedding(t: Tensor, dim: int, max_period: float = 10_000.0) -> Tensor:
-    """Sinusoidal embedding of integer steps, (B,) -> (B, dim), as in Transformers and DDPM.
+    """Sinusoidal step embedding, (B,) -> (B, dim), as in Transformers and DDPM.
 
-    Frequencies run geometrically from 1 to 1/max_period, so both single steps and the whole
-    range of t are resolved.
+    Frequencies run geometrically from 1 to 1/max_period, so both single steps and the
+    whole range of t are resolved.
     Book: eq. time-embedding
     """
     half = dim // 2
@@ -77,7 +75,10 @@ def timestep_embedding(t: Tensor, dim: int, max_period: float = 10_000.0) -> Ten
 
 
 class ResBlock(nn.Module):
-    """GroupNorm -> SiLU -> conv, plus the time (and class) embedding, twice; a residual path."""
+    """GroupNorm -> SiLU -> conv, twice, plus a residual path.
+
+    The time (and class) embedding is added between the two convolutions.
+    """
 
     def __init__(
         self, in_ch: int, out_ch: int, emb_dim: int, dropout: float, groups: int
@@ -89,9 +90,8 @@ class ResBlock(nn.Module):
         self.norm2 = nn.GroupNorm(groups, out_ch)
         self.dropout = nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
-        nn.init.zeros_(
-            self.conv2.weight
-        )  # each block starts as the identity: stable early training
+        # each block starts as the identity: stable early training
+        nn.init.zeros_(self.conv2.weight)
         nn.init.zeros_(self.conv2.bias)
         self.skip = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
 
@@ -123,7 +123,10 @@ class Attention(nn.Module):
 
 
 class UNet(nn.Module):
-    """eps_theta(x_t, t, y): x_t (B, C, H, W), t (B,) long code indices, y (B,) long labels or None."""
+    """eps_theta(x_t, t, y).
+
+    x_t: (B, C, H, W); t: (B,) long code indices; y: (B,) long labels, or None.
+    """
 
     def __init__(self, config: UNetConfig = UNetConfig()):
         super().__init__()
@@ -132,7 +135,8 @@ class UNet(nn.Module):
         self.time_mlp = nn.Sequential(
             nn.Linear(ch, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim)
         )
-        # Index num_classes is the "no label" token that classifier-free guidance trains with.
+        # Index num_classes is the "no label" token
+        # that classifier-free guidance trains with.
         self.class_emb = (
             nn.Embedding(c.num_classes + 1, emb_dim) if c.num_classes else None
         )
@@ -145,9 +149,8 @@ class UNet(nn.Module):
                 ch = c.base_channels * mult
                 skip_channels.append(ch)
             if level < len(c.channel_mults) - 1:
-                self.down.append(
-                    nn.Conv2d(ch, ch, 3, stride=2, padding=1)
-                )  # halve H and W
+                # halve H and W
+                self.down.append(nn.Conv2d(ch, ch, 3, stride=2, padding=1))
                 skip_channels.append(ch)
                 size //= 2
         self.middle = nn.ModuleList(
@@ -159,9 +162,8 @@ class UNet(nn.Module):
         )
         self.up = nn.ModuleList()
         for level, mult in reversed(list(enumerate(c.channel_mults))):
-            for _ in range(
-                c.num_res_blocks + 1
-            ):  # one more block than down: it also eats the downsample's skip
+            # one more block than down: it also eats the downsample's skip
+            for _ in range(c.num_res_blocks + 1):
                 self.up.append(
                     self._block(ch + skip_channels.pop(), c.base_channels * mult, size)
                 )
@@ -188,9 +190,8 @@ class UNet(nn.Module):
 
     @staticmethod
     def _run(block: nn.Module, h: Tensor, emb: Tensor) -> Tensor:
-        if isinstance(
-            block, nn.ModuleList
-        ):  # a ResBlock, possibly followed by attention
+        # a ResBlock, possibly followed by attention
+        if isinstance(block, nn.ModuleList):
             h = block[0](h, emb)
             return block[1](h) if len(block) > 1 else h
         return block(h)  # a down- or upsampling layer
@@ -204,7 +205,8 @@ class UNet(nn.Module):
             emb = emb + self.class_emb(labels)
         elif y is not None:
             raise ValueError(
-                "y was given, but the model has no class conditioning (num_classes=None)"
+                "y was given, but the model has no class conditioning "
+                "(num_classes=None)"
             )
         h = self.conv_in(x)
         skips = [h]

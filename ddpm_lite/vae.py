@@ -1,6 +1,7 @@
-"""A small VAE for MNIST: Gaussian encoder q_phi(z|x), Bernoulli decoder p_theta(x|z), N(0, I) prior.
+"""A small VAE for MNIST: Gaussian encoder q_phi(z|x), Bernoulli decoder p_theta(x|z).
 
-The ELBO uses the same two tools as diffusion: a reparameterized sample and a Gaussian KL.
+The prior is N(0, I). The ELBO uses the same two tools as diffusion: a reparameterized
+sample and a Gaussian KL.
 """
 
 from __future__ import annotations
@@ -38,12 +39,16 @@ class VAE(nn.Module):
 
 
 def elbo(vae: VAE, x: Tensor, generator: torch.Generator) -> Tensor:
-    """ELBO(x) = E_q[log p_theta(x | z)] - KL(q_phi(z | x) || N(0, I)) per example, one sample of z.
+    """The ELBO per example, with one sample of z:
+
+    ELBO(x) = E_q[log p_theta(x | z)] - KL(q_phi(z | x) || N(0, I)).  Shape (B,).
 
     Book: eq. vae-elbo
     """
     mean, logvar = vae.encode(x)
-    eps = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
+    eps = torch.randn(
+        mean.shape, generator=generator, device=mean.device, dtype=mean.dtype
+    )
     z = reparameterize(mean, torch.exp(0.5 * logvar), eps)
     log_likelihood = -F.binary_cross_entropy_with_logits(
         vae.decode(z), x, reduction="none"
@@ -55,12 +60,17 @@ def elbo(vae: VAE, x: Tensor, generator: torch.Generator) -> Tensor:
 
 
 def iwae_bound(vae: VAE, x: Tensor, k: int, generator: torch.Generator) -> Tensor:
-    """log (1/k) sum_i p(x, z_i) / q(z_i | x), z_i ~ q(z | x): a lower bound on log p(x) that
-    tightens as k grows (Burda et al. 2016); k = 1 is the ELBO with a sampled KL. Shape (B,).
+    """The importance-weighted lower bound on log p(x) (Burda et al. 2016):
+
+    log (1/k) sum_i p(x, z_i) / q(z_i | x), z_i ~ q(z | x).  Shape (B,).
+
+    It tightens as k grows; k = 1 is the ELBO with a sampled KL.
     """
     mean, logvar = vae.encode(x)
     std = torch.exp(0.5 * logvar)
-    eps = torch.randn((k, *mean.shape), generator=generator, dtype=mean.dtype)
+    eps = torch.randn(
+        (k, *mean.shape), generator=generator, device=mean.device, dtype=mean.dtype
+    )
     z = reparameterize(mean, std, eps)  # (k, B, latent)
     log_q = (-0.5 * eps**2 - torch.log(std) - 0.5 * math.log(2 * math.pi)).sum(-1)
     log_prior = (-0.5 * z**2 - 0.5 * math.log(2 * math.pi)).sum(-1)

@@ -1,8 +1,8 @@
 """Display only: scrubbable figures that work live in Jupyter and on the static site.
 
-A scrubber is a slider `jslink`ed to a `Stack` of pre-rendered PNG `Image`s. The link runs
-in the browser, so the saved notebook (and the HTML built from it) still scrubs with no
-kernel. Controls that need Python (recomputing frames) are labelled as such.
+A scrubber is a slider `jslink`ed to a `Stack` of pre-rendered PNG `Image`s. The link
+runs in the browser, so the saved notebook (and the HTML built from it) still scrubs
+with no kernel. Controls that need Python (recomputing frames) are labelled as such.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from torch import Tensor
 
 from .diffusion import q_sample
 from .plotting import tile_digits
-from .schedules import NoiseSchedule, make_betas
+from .schedules import SCHEDULE_KINDS, NoiseSchedule, make_betas
 
 
 def png_of(fig: plt.Figure) -> bytes:
@@ -46,7 +46,9 @@ def scrubber(
     choice_labels: Sequence[str] | None = None,
     choice_label: str = "",
 ) -> widgets.VBox:
-    """A slider over `slider_values` (and a dropdown over `choice_labels`) showing frames[choice][i].
+    """A slider over `slider_values` (and a dropdown over `choice_labels`).
+
+    Together they show frames[choice][i].
 
     Both controls drive the images through jslink: no kernel is needed to scrub.
     """
@@ -75,7 +77,8 @@ def scrubber(
     else:
         body = inner[0]
     box = widgets.VBox([*controls, body])
-    # Handles for live updates and tests: the controls, the frame stacks and the browser-side links.
+    # Handles for live updates and tests: the controls, the frame stacks and the
+    # browser-side links.
     box.slider, box.stacks, box.links = slider, inner, links
     return box
 
@@ -83,10 +86,11 @@ def scrubber(
 def render_forward_frames(
     x0: Tensor, schedule: NoiseSchedule, steps: Sequence[int], noise: Tensor, title: str
 ) -> list[bytes]:
-    """One PNG per code index in `steps`: x_t of the first digit, alpha_bar and log SNR with a
-    marker at t, and the histogram of all pixels of x_t against N(0, 1).
+    """One PNG per code index in `steps`.
 
-    x0, noise: (B, 1, H, W) in [-1, 1]. The figure is built once and its artists updated.
+    Each shows x_t of the first digit, alpha_bar and log SNR with a marker at t, and the
+    histogram of all pixels of x_t against N(0, 1). x0, noise: (B, 1, H, W) in [-1, 1].
+    The figure is built once and its artists updated.
     """
     fig, axes = plt.subplots(
         1, 3, figsize=(9.0, 2.6), dpi=72, gridspec_kw={"width_ratios": [1, 1.6, 1.6]}
@@ -159,14 +163,16 @@ def forward_process_explorer(
     generator: torch.Generator,
     T: int = 1000,
     n_frames: int = 21,
-    kinds: Sequence[str] = ("linear", "cosine", "quadratic", "sigmoid"),
+    kinds: Sequence[str] = SCHEDULE_KINDS,
 ) -> widgets.VBox:
-    """Scrub t and switch the schedule (in the browser); set beta_start, beta_end and T (needs a kernel).
+    """Scrub t and switch the schedule (in the browser).
+
+    Setting beta_start, beta_end and T needs a kernel.
 
     x0: (B, 1, H, W) digits in [-1, 1]. One noise draw is reused for every frame, so
     scrubbing shows the same digit drowning.
     """
-    noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
+    noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
 
     def all_frames(T: int, beta_start: float, beta_end: float):
         steps = frame_steps(T, n_frames)
@@ -210,7 +216,10 @@ def forward_process_explorer(
             for image, frame in zip(stack.children, kind_frames):
                 image.value = frame
         box.slider.options = [s + 1 for s in new_steps]
-        status.value = f"Frames recomputed for T = {steps_T.value}, β from {beta_start.value:.2g} to {beta_end.value:.2g} (cosine ignores β)."
+        status.value = (
+            f"Frames recomputed for T = {steps_T.value}, "
+            f"β from {beta_start.value:.2g} to {beta_end.value:.2g} (cosine ignores β)."
+        )
 
     apply.on_click(recompute)
     live = widgets.HBox([beta_start, beta_end, steps_T, apply])
@@ -218,10 +227,11 @@ def forward_process_explorer(
 
 
 def render_reverse_frames(states: Sequence, title: str, cols: int = 4) -> list[bytes]:
-    """One PNG per sampler state: the batch's x_t (left) beside the model's x0_pred at that step (right).
+    """One PNG per sampler state: its batch x_t beside the model's x0_pred at that step.
 
-    states: `sampling.SamplerState`s (t the code index of xt; x0_pred None for the initial noise).
-    x_t is shown over [-2.5, 2.5] (it is noise-sized early on), x0_pred over [-1, 1].
+    states: `sampling.SamplerState`s (t the code index of xt; x0_pred None for the
+    initial noise). x_t (left) is shown over [-2.5, 2.5] (it is noise-sized early on),
+    x0_pred (right) over [-1, 1].
     """
     fig, axes = plt.subplots(1, 2, figsize=(6.4, 3.4), dpi=72)
     first = states[0].xt
@@ -255,10 +265,11 @@ def render_reverse_frames(states: Sequence, title: str, cols: int = 4) -> list[b
 def reverse_process_explorer(
     trajectories: dict[str, Sequence], steps: Sequence[int]
 ) -> widgets.VBox:
-    """Scrub t through the reverse process (x_t beside x0_pred) and switch the sampler, all in the browser.
+    """Scrub t through the reverse process and switch the sampler, all in the browser.
 
-    trajectories: sampler name -> its states (`SamplerState`, any order); steps: the code indices
-    to show, from T - 1 down to -1 (the sample). Every trajectory must have a state at each step.
+    Each frame shows x_t beside x0_pred. trajectories: sampler name -> its states
+    (`SamplerState`, any order); steps: the code indices to show, from T - 1 down to -1
+    (the sample). Every trajectory must have a state at each step.
     """
     frames = []
     for name, states in trajectories.items():
@@ -275,7 +286,7 @@ def reverse_process_explorer(
 def render_interpolation_frames(
     x_a: Tensor, x_b: Tensor, decoded: Tensor, lams: Sequence[float], title: str
 ) -> list[bytes]:
-    """One PNG per mixing weight: x_a, the decoded mixes at that lam (one per seed), x_b.
+    """One PNG per mixing weight: x_a, the decoded mixes at lam (one per seed), x_b.
 
     x_a, x_b: (1, H, W) in [-1, 1]; decoded: (len(lams), seeds, 1, H, W), as from
     `interpolation.interpolate_via_noise` with the endpoint pair repeated once per seed.
@@ -308,7 +319,7 @@ def render_interpolation_frames(
 def interpolation_explorer(
     x_a: Tensor, x_b: Tensor, decoded_by_t: dict[str, Tensor], lams: Sequence[float]
 ) -> widgets.VBox:
-    """Scrub the mixing weight lam and pick the step t of the interpolation, all in the browser.
+    """Scrub the mixing weight lam and pick the interpolation's step t, in the browser.
 
     decoded_by_t: a label for each t -> its decoded mixes, (len(lams), seeds, 1, H, W).
     """
@@ -326,7 +337,8 @@ def guidance_explorer(
 ) -> widgets.VBox:
     """Scrub the guidance scale and switch the kind of guidance, all in the browser.
 
-    grids: a name for each kind -> one batch of images (N, 1, H, W) in [-1, 1] per scale, in the order of `scales`.
+    grids: a name for each kind -> one batch of images (N, 1, H, W) in [-1, 1] per
+    scale, in the order of `scales`.
     """
     frames = []
     for name, batches in grids.items():

@@ -1,6 +1,9 @@
 import gzip
+import hashlib
 import logging
 import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,8 @@ from ddpm_lite.data import (
     IMAGE_MAGIC,
     LABEL_MAGIC,
     SUBSET_DIR,
+    DownloadError,
+    download_mnist,
     load_mnist,
     read_mnist_dir,
     to_model_range,
@@ -21,7 +26,10 @@ from ddpm_lite.data import (
 
 @pytest.fixture(scope="module")
 def real_mnist_dir():
-    """The four original MNIST files: $DDPM_LITE_MNIST_DIR, or the checkout's sibling shared/data/mnist."""
+    """The four original MNIST files.
+
+    From $DDPM_LITE_MNIST_DIR, or else the checkout's sibling shared/data/mnist.
+    """
     candidates = [
         os.environ.get(ENV_VAR),
         Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist",
@@ -34,7 +42,8 @@ def real_mnist_dir():
         ):
             return Path(candidate)
     pytest.skip(
-        f"no full MNIST directory (set ${ENV_VAR} to one holding the four original files)"
+        f"no full MNIST directory "
+        f"(set ${ENV_VAR} to one holding the four original files)"
     )
 
 
@@ -144,7 +153,8 @@ def test_truncated_file_is_rejected_with_its_name(tmp_path):
     path.write_bytes(gzip.compress(gzip.decompress(path.read_bytes())[:-100]))
     with pytest.raises(
         ValueError,
-        match=r"train-images-idx3-ubyte.gz: truncated or corrupt, 3836 bytes where the header promises 3936",
+        match=r"train-images-idx3-ubyte.gz: truncated or corrupt, "
+        r"3836 bytes where the header promises 3936",
     ):
         read_mnist_dir(tmp_path, "train")
 
@@ -192,18 +202,13 @@ def test_pixel_convention_rejects_floats():
         to_model_range(torch.zeros(2, 28, 28))
 
 
-# --- download, against a server on 127.0.0.1 ----------------------------------------------
-
-import hashlib  # noqa: E402
-import threading  # noqa: E402
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
-
-from ddpm_lite.data import DownloadError, download_mnist  # noqa: E402
+# --- download, against a server on 127.0.0.1 ------------------------------------------
 
 
 @pytest.fixture
 def served_files(tmp_path):
-    """Generated gzip IDX files for the test split, their MD5s, and a server per behaviour."""
+    """Generated gzip IDX files for the test split, their MD5s and a server per
+    behaviour."""
     source = tmp_path / "source"
     source.mkdir()
     images, labels = write_idx_pair(source, "test", n=50)

@@ -14,13 +14,14 @@ from ddpm_lite.gaussian import (
     reparameterize,
 )
 
-# Monte Carlo checks use k = 5 standard errors: a two-sided false failure rate of 6e-7 per check.
+# Monte Carlo checks use k = 5 standard errors: a two-sided false failure rate of 6e-7
+# per check.
 K_SE = 5.0
 
 
 def assert_moments(samples, mean, var):
-    """Sample mean within 5 SE (SE = sqrt(var/n)); sample variance within 5 SE of a variance
-    for Gaussian data, SE = var * sqrt(2/(n-1))."""
+    """Sample mean within 5 SE (SE = sqrt(var/n)); sample variance within 5 SE of a
+    variance for Gaussian data, SE = var * sqrt(2/(n-1))."""
     n = samples.numel()
     se_mean = math.sqrt(var / n)
     se_var = var * math.sqrt(2 / (n - 1))
@@ -61,7 +62,8 @@ def test_merged_gaussian_matches_monte_carlo_sum():
 
 
 def test_ddpm_two_step_merge_has_variance_one_minus_alpha_product():
-    # sqrt(a_t (1 - a_{t-1})) eps1 + sqrt(1 - a_t) eps2 ~ N(0, 1 - a_t a_{t-1})  (note 003)
+    # merging two Gaussians (note 003):
+    # sqrt(a_t (1 - a_{t-1})) eps1 + sqrt(1 - a_t) eps2 ~ N(0, 1 - a_t a_{t-1})
     a_t, a_prev = torch.tensor(0.97), torch.tensor(0.99)
     merged = merge_gaussians(
         torch.tensor(0.0), a_t * (1 - a_prev), torch.tensor(0.0), 1 - a_t

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from scipy import stats
+from torch.overrides import TorchFunctionMode
 
 from ddpm_lite.metrics import (
     FeatureStats,
@@ -35,13 +36,38 @@ def test_zero_for_identical_sets():
 
 
 def test_shift_in_two_dimensions_gives_two_over_pi_times_its_length():
-    # Shifting by c moves every projection by <c, theta>; for theta uniform on the circle
-    # E|<c, theta>| = 2 |c| / pi. With 20,000 directions the SE is ~0.003 |c|; 5 SE allowed.
+    # Shifting by c moves every projection by <c, theta>; for theta uniform on the
+    # circle E|<c, theta>| = 2 |c| / pi. With 20,000 directions the SE is ~0.003 |c|;
+    # 5 SE allowed.
     g = torch.Generator().manual_seed(3)
     x = torch.randn(300, 2, generator=g, dtype=torch.float64)
     c = torch.tensor([3.0, 4.0], dtype=torch.float64)
     ours = sliced_wasserstein(x, x + c, 20_000, g).item()
     assert abs(ours - 2 * 5.0 / math.pi) < 5 * 5.0 * 0.0031
+
+
+class _RecordDraws(TorchFunctionMode):
+    """Inside the block, the device of every tensor torch.randn returns."""
+
+    def __init__(self):
+        super().__init__()
+        self.devices = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if func is torch.randn:
+            self.devices.append(out.device.type)
+        return out
+
+
+def test_directions_are_drawn_on_the_inputs_device():
+    # The meta device stands in for a GPU. A meta @ cpu product does not raise (a CUDA
+    # one does), so the test records where the directions were drawn.
+    x = torch.empty(5, 3, device="meta")
+    with _RecordDraws() as draws:
+        distance = sliced_wasserstein(x, x, 4, torch.Generator())
+    assert draws.devices == ["meta"]
+    assert distance.device.type == "meta"
 
 
 def test_shape_mismatch_is_rejected():
@@ -66,7 +92,8 @@ def test_frechet_distance_matches_scipy_sqrtm():
 
     g = torch.Generator().manual_seed(4)
     a, b = _random_stats(g, 20), _random_stats(g, 20)
-    # the textbook formula with the (non-symmetric) product sqrtm(S_a S_b), as FID code computes it
+    # the textbook formula with the (non-symmetric) product sqrtm(S_a S_b), as FID code
+    # computes it
     cross = linalg.sqrtm(a.cov.numpy() @ b.cov.numpy()).real.trace()
     expected = (
         ((a.mean - b.mean) ** 2).sum().item()

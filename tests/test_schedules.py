@@ -20,7 +20,8 @@ def alpha_bar_by_loop(betas):
 @pytest.mark.parametrize("kind", SCHEDULE_KINDS)
 def test_alpha_bar_matches_float64_loop(kind):
     s = NoiseSchedule(make_betas(kind, 1000))
-    # Both are float64 products of the same 1000 factors; rounding differs by ~1000 ulp at most.
+    # Both are float64 products of the same 1000 factors; rounding differs by ~1000 ulp
+    # at most.
     torch.testing.assert_close(
         s.alpha_bars, alpha_bar_by_loop(s.betas), rtol=1e-12, atol=0
     )
@@ -33,7 +34,8 @@ def test_alpha_bar_prev_is_one_at_t0():
 
 
 def test_posterior_variance_is_zero_at_t0_and_log_is_clipped_to_t1():
-    # Pins the 0-based convention: code t = 0 is the paper's step 1, whose previous state is x0.
+    # Pins the 0-based convention: code t = 0 is the paper's step 1, whose previous
+    # state is x0.
     s = NoiseSchedule(make_betas("linear", 10))
     assert s.posterior_variance[0] == 0.0
     assert s.posterior_log_variance_clipped[0] == pytest.approx(
@@ -86,7 +88,7 @@ linear_params = st.tuples(
 
 
 @settings(max_examples=60, deadline=None)
-@given(linear_params, st.sampled_from(["linear", "quadratic", "sigmoid"]))
+@given(linear_params, st.sampled_from([k for k in SCHEDULE_KINDS if k != "cosine"]))
 def test_alpha_bar_in_unit_interval_and_decreasing(params, kind):
     beta_start, beta_end, T = params
     s = NoiseSchedule(make_betas(kind, T, beta_start=beta_start, beta_end=beta_end))
@@ -112,7 +114,7 @@ def test_posterior_coefficient_identities(params):
     # Noise-free x_t = sqrt(alpha_bar) x0 must map to sqrt(alpha_bar_prev) x0:
     lhs = s.posterior_mean_coef1 + s.posterior_mean_coef2 * s.alpha_bars.sqrt()
     torch.testing.assert_close(lhs, s.alpha_bars_prev.sqrt(), rtol=1e-9, atol=1e-12)
-    # Precisions add: 1 / beta_tilde = alpha / beta + 1 / (1 - alpha_bar_prev), for t >= 1.
+    # Precisions add: 1 / beta_tilde = alpha / beta + 1 / (1 - alpha_bar_prev), t >= 1.
     if T > 1:
         rhs = s.alphas[1:] / s.betas[1:] + 1 / (1 - s.alpha_bars_prev[1:])
         torch.testing.assert_close(1 / s.posterior_variance[1:], rhs, rtol=1e-7, atol=0)

@@ -12,9 +12,8 @@ from ddpm_lite.toy import (
     two_moons,
 )
 
-K_SE = (
-    5.0  # Monte Carlo tolerance in standard errors: false failure rate 6e-7 per check
-)
+# Monte Carlo tolerance in standard errors: false failure rate 6e-7 per check
+K_SE = 5.0
 
 
 @pytest.fixture
@@ -28,7 +27,8 @@ def test_sample_moments_match_the_mixture(mixture):
     second = 0.3 * (4.0 + 0.25) + 0.7 * (1.0 + 0.09)
     var = second - mean**2
     assert abs(x.mean().item() - mean) < K_SE * math.sqrt(var / len(x))
-    # fourth moment needed for the SE of a non-Gaussian variance; 3 var^2 is a loose upper bound here
+    # fourth moment needed for the SE of a non-Gaussian variance; 3 var^2 is a loose
+    # upper bound here
     assert abs(x.var().item() - var) < K_SE * math.sqrt(3 * var**2 * 4 / len(x))
 
 
@@ -166,6 +166,16 @@ def test_sample_labelled_labels_match_the_nearest_of_well_separated_components()
     )
     x, k = mixture.sample_labelled(200, torch.Generator().manual_seed(14))
     assert torch.equal(k, (x[:, 0] > 0).long())
+
+
+def test_mixture_samples_follow_the_device_of_its_tensors():
+    # The meta device stands in for a GPU. __post_init__ reads the weights on the host,
+    # which meta tensors cannot do, so the validated tensors are moved afterwards.
+    mixture = gaussian_mixture_1d([0.3, 0.7], [-2.0, 1.0], [0.5, 0.3])
+    for name in ("weights", "means", "stds"):
+        object.__setattr__(mixture, name, getattr(mixture, name).to("meta"))
+    x, k = mixture.sample_labelled(10, torch.Generator())
+    assert x.device.type == k.device.type == "meta"
 
 
 def test_conditional_mlp_uses_the_null_token_when_no_label_is_given():

@@ -1,5 +1,6 @@
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch.distributions import Normal, kl_divergence
@@ -50,3 +51,19 @@ def test_iwae_bound_rises_with_k():
     with torch.no_grad():
         rise = iwae_bound(vae, x, 100, g) - iwae_bound(vae, x, 1, g)
     assert rise.mean().item() > 5 * rise.std().item() / math.sqrt(len(rise))
+
+
+@pytest.mark.parametrize(
+    "bound",
+    [
+        lambda vae, x, g: elbo(vae, x, g),
+        lambda vae, x, g: iwae_bound(vae, x, 5, g),
+    ],
+    ids=["elbo", "iwae_bound"],
+)
+def test_bounds_draw_z_on_the_inputs_device(bound):
+    # The meta device stands in for a GPU: eps is drawn where x and the model live (a
+    # draw on the CPU would meet the meta tensors in reparameterize and raise).
+    vae = VAE(data_dim=20, hidden=16, latent_dim=3).to("meta")
+    x = torch.empty(4, 20, device="meta")
+    assert bound(vae, x, torch.Generator()).device.type == "meta"
