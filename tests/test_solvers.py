@@ -3,7 +3,6 @@ flow of Gaussian data, where eps is known in closed form."""
 
 import math
 
-import numpy as np
 import pytest
 import torch
 
@@ -156,3 +155,103 @@ def test_heun_follows_diffusers():
     for k, a in enumerate(ours[1:]):
         b = theirs[min(2 * k + 1, len(theirs) - 1)] * math.sqrt(ab[a.t])
         torch.testing.assert_close(a.xt, b, rtol=2e-5, atol=2e-5)
+
+
+class CountingModel:
+    def __init__(self, eps_model):
+        self.eps_model, self.calls = eps_model, 0
+
+    def __call__(self, xt, t):
+        self.calls += 1
+        return self.eps_model(xt, t)
+
+
+@pytest.mark.parametrize("n", [1, 5, 10])
+def test_network_calls_are_n_for_dpm_solver_and_2n_minus_1_for_heun(n):
+    dpm, heun = (
+        CountingModel(gaussian_eps(SCHEDULE)),
+        CountingModel(gaussian_eps(SCHEDULE)),
+    )
+    g = torch.Generator().manual_seed(0)
+    final_sample(
+        dpm_solver_trajectory(dpm, SCHEDULE, (2, 1), g, n, dtype=torch.float64)
+    )
+    final_sample(heun_trajectory(heun, SCHEDULE, (2, 1), g, n, dtype=torch.float64))
+    assert (dpm.calls, heun.calls) == (n, 2 * n - 1)
+
+
+@pytest.mark.parametrize("spacing", ["time", "logsnr", "karras"])
+def test_the_time_steps_start_at_t_start_and_decrease(spacing):
+    steps = solver_timesteps(SCHEDULE, 10, spacing)
+    assert steps[0] == 999 and len(steps) == 10
+    assert all(a > b >= 0 for a, b in zip(steps, steps[1:]))
+    if spacing != "time":
+        assert steps[-1] == 0  # they end at the data's neighbour, t = 0
+    assert solver_timesteps(SCHEDULE, 4, spacing, t_start=300)[0] == 300
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"order": 4}, r"order must be one of \(1, 2, 3\), got 4"),
+        ({"num_steps": 0}, r"num_steps must be in \[1, 1000\]"),
+        ({"num_steps": 300, "spacing": "logsnr"}, "rounds to only"),
+        (
+            {"spacing": "cosine"},
+            r"spacing must be one of \('time', 'logsnr', 'karras'\)",
+        ),
+    ],
+)
+def test_bad_solver_arguments_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        next(
+            dpm_solver_trajectory(
+                gaussian_eps(SCHEDULE), SCHEDULE, (2, 1), None, **kwargs
+            )
+        )
+
+
+def test_a_start_outside_the_schedule_is_rejected():
+    with pytest.raises(ValueError, match=r"t_start must be an int in \[0, 999\]"):
+        next(heun_trajectory_from(gaussian_eps(SCHEDULE), SCHEDULE, x_T(), 1000))
+
+
+def test_the_step_to_the_data_is_first_order_only():
+    with pytest.raises(ValueError, match="has order 1 only"):
+        dpm_solver_update(x_T(), 0.5, 1.0, [x_T(), x_T()], [0.0, -1.0])
+
+
+@pytest.mark.parametrize("solver", ["dpm", "heun"])
+def test_solvers_run_guided_and_read_nothing_on_the_host(solver, request):
+    from ddpm_lite.guidance import classifier_free_guidance
+    from ddpm_lite.unet import UNet, UNetConfig
+
+    schedule = NoiseSchedule(make_betas("linear", 1000)).to(dtype=torch.float32)
+    unet = UNetConfig(
+        base_channels=8, channel_mults=(1,), num_res_blocks=1, groups=8, num_classes=10
+    )
+    eps_model = classifier_free_guidance(
+        UNet(unet).eval(), torch.tensor([3, 4]), 10, 2.0
+    )
+    g = torch.Generator().manual_seed(0)
+    shape = (2, 1, 28, 28)
+    if solver == "dpm":
+        run = dpm_solver_trajectory(
+            eps_model, schedule, shape, g, 4, clip_denoised=True
+        )
+    else:
+        run = heun_trajectory(eps_model, schedule, shape, g, 4, clip_denoised=True)
+    next(run)
+    request.getfixturevalue("no_host_sync")
+    with torch.no_grad():
+        states = [next(run) for _ in range(4)]
+    assert [s.t for s in states][-1] == -1  # (no value read: the check is still on)
+
+
+def test_solvers_draw_x_T_on_the_device_asked_for():
+    # The meta device stands in for a GPU (the schedule's coefficients are read once on
+    # the host, so the schedule itself stays a CPU one here).
+    g = torch.Generator()
+    for trajectory in (dpm_solver_trajectory, heun_trajectory):
+        x = next(trajectory(None, SCHEDULE, (2, 3), g, device="meta")).xt
+        assert x.device.type == "meta"
