@@ -25,7 +25,14 @@ from torch import Tensor
 
 from . import _validate as v
 from .diffusion import EpsModel, eps_from_x0, x0_from_eps
-from .sampling import Noise, SamplerState, _start, ddim_timesteps
+from .sampling import (
+    Noise,
+    SamplerState,
+    _start,
+    ddim_timesteps,
+    ddim_trajectory,
+    ddpm_trajectory,
+)
 from .schedules import NoiseSchedule, gather
 
 SPACINGS = ("time", "logsnr", "karras")
@@ -271,3 +278,41 @@ def heun_trajectory(
     yield from heun_trajectory_from(
         eps_model, schedule, xT, schedule.T - 1, num_steps, spacing, clip_denoised
     )
+
+
+SAMPLERS = ("ddpm", "ddim", "dpm-solver++", "heun")
+
+
+def network_calls(sampler: str, num_steps: int, T: int) -> int:
+    """How many times `sampler` calls the network: T for ddpm (num_steps is ignored),
+    num_steps for ddim and dpm-solver++, 2 num_steps - 1 for heun."""
+    v.choice("sampler", sampler, SAMPLERS)
+    return {"ddpm": T, "heun": 2 * num_steps - 1}.get(sampler, num_steps)
+
+
+def sampler_trajectory(
+    sampler: str,
+    eps_model: EpsModel,
+    schedule: NoiseSchedule,
+    shape: Sequence[int],
+    generator: Noise,
+    num_steps: int,
+    eta: float = 0.0,
+    clip_denoised: bool = False,
+) -> Iterator[SamplerState]:
+    """The trajectory of a sampler named in SAMPLERS, each with its default spacing:
+    ddpm (T ancestral steps), ddim (num_steps, eta), dpm-solver++ (2M, log-SNR steps),
+    heun (Karras et al.'s steps)."""
+    v.choice("sampler", sampler, SAMPLERS)
+    run = dict(clip_denoised=clip_denoised)
+    if sampler == "ddpm":
+        return ddpm_trajectory(eps_model, schedule, shape, generator, **run)
+    if sampler == "ddim":
+        return ddim_trajectory(
+            eps_model, schedule, shape, generator, num_steps, eta, **run
+        )
+    if sampler == "dpm-solver++":
+        return dpm_solver_trajectory(
+            eps_model, schedule, shape, generator, num_steps, **run
+        )
+    return heun_trajectory(eps_model, schedule, shape, generator, num_steps, **run)
