@@ -1,5 +1,6 @@
 """The benchmark scripts run end to end (tiny settings; their numbers are not checked: speed is not a test)."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -128,3 +129,28 @@ def test_every_results_file_is_checked():
     assert sorted(
         p.name for p in (ROOT / "benchmarks" / "results").glob("*.json")
     ) == sorted(DATA_FILES)
+
+
+def test_the_gpu_suite_runs_every_stage_in_smoke_mode(tmp_path):
+    out = tmp_path / "smoke.json"
+    script = ROOT / "benchmarks" / "gpu_suite.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--smoke", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr
+    record = json.loads(out.read_text())
+    assert record["smoke"] and record["throughput"][0]["images_per_s"] > 0
+    assert record["time_to_quality"]["points"] and len(record["sampling"]) == 2
+    assert "| cpu:" in result.stdout and "images/s" in result.stdout
+    table = subprocess.run(
+        [sys.executable, str(script), "--table", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert table.returncode == 0 and "samples, dpm-solver++-3" in table.stdout
