@@ -105,8 +105,9 @@ def q_step(
 def q_sample(
     schedule: NoiseSchedule, x0: Tensor, t: int | Tensor, noise: Tensor
 ) -> Tensor:
-    """Closed form, checked: x_t = sqrt(alpha_bar_t) * x0 + sqrt(1 - alpha_bar_t) * noise.
+    """The forward marginal q(x_t | x0) in closed form, checked.
 
+    x_t = sqrt(alpha_bar_t) * x0 + sqrt(1 - alpha_bar_t) * noise.
     Book: eq. fwd-marginal
     """
     v.check_tensor("x0", x0)
