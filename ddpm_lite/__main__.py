@@ -52,7 +52,10 @@ def _add_data_arguments(command: argparse.ArgumentParser) -> None:
 def _classifier_command(
     commands, name: str, help: str, default_out: str, run
 ) -> argparse.ArgumentParser:
-    """A subcommand that trains a classifier checkpoint: --out, the data arguments, --seed and --device."""
+    """A subcommand that trains a classifier checkpoint.
+
+    Its arguments: --out, the data arguments, --seed and --device.
+    """
     command = commands.add_parser(name, help=help)
     command.add_argument(
         "--out",
@@ -126,7 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--class-conditional",
         action="store_true",
-        help="condition on the digit label, with label dropout, for classifier-free guidance",
+        help="condition on the digit label, with label dropout, "
+        "for classifier-free guidance",
     )
     train.add_argument(
         "--p-uncond", type=float, help="label dropout probability (default 0.1)"

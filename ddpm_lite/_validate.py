@@ -24,7 +24,8 @@ def check_like(name: str, y: object, ref_name: str, ref: Tensor) -> Tensor:
     assert isinstance(y, Tensor)
     if y.shape != ref.shape:
         raise ValueError(
-            f"{name} must have the shape of {ref_name}, {tuple(ref.shape)}; got {tuple(y.shape)}"
+            f"{name} must have the shape of {ref_name}, {tuple(ref.shape)}; "
+            f"got {tuple(y.shape)}"
         )
     if y.device != ref.device:
         raise ValueError(
@@ -68,24 +69,26 @@ def timesteps(
         t = t.expand(batch)
     if t.shape != (batch,):
         raise ValueError(
-            f"{name} must have shape ({batch},) to match the batch of x, or be a scalar; got {tuple(t.shape)}"
+            f"{name} must have shape ({batch},) to match the batch of x, "
+            f"or be a scalar; got {tuple(t.shape)}"
         )
     if t.numel() and not bool(((t >= low) & (t < T)).all()):
         raise ValueError(
-            f"{name} must be in [{low}, {T - 1}] (T={T}); got values from {int(t.min())} to {int(t.max())}"
+            f"{name} must be in [{low}, {T - 1}] (T={T}); "
+            f"got values from {int(t.min())} to {int(t.max())}"
         )
     return t.long()
 
 
 def choice(name: str, value: object, allowed: tuple[str, ...]) -> str:
-    """value, if it is one of `allowed`; else a ValueError naming name and the choices."""
+    """value, if it is one of `allowed`; else a ValueError naming name and choices."""
     if value not in allowed:
         raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
     return value  # type: ignore[return-value]
 
 
 def step_index(name: str, value: object, T: int, *, low: int = 0) -> int:
-    """A code index given as a Python int in {low, ..., T-1}, e.g. a sampler's t_start."""
+    """A code index as a Python int in {low, ..., T-1}, e.g. a sampler's t_start."""
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value < T:
         raise ValueError(
             f"{name} must be an int in [{low}, {T - 1}] (T={T}), got {value!r}"
@@ -94,7 +97,10 @@ def step_index(name: str, value: object, T: int, *, low: int = 0) -> int:
 
 
 def num_steps(value: object, most: int, why: str) -> int:
-    """A number of sampler steps in {1, ..., most}; `why` says where the bound comes from."""
+    """A number of sampler steps in {1, ..., most}.
+
+    `why` says where the bound comes from.
+    """
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
         raise ValueError(f"num_steps must be in [1, {most}] ({why}), got {value!r}")
     return value

@@ -1,9 +1,9 @@
 """Checkpoints: tensors in safetensors (no pickle), everything else in a JSON sidecar.
 
-`<name>.safetensors` holds flat, named tensors; `<name>.json` holds the configuration, the
-step, provenance, metrics, the optimizer's non-tensor state and the SHA-256 of the tensor
-file. Both are written to temporary files and renamed into place, the sidecar last, so a
-checkpoint with a sidecar is complete. Loading checks the SHA-256 first.
+`<name>.safetensors` holds flat, named tensors; `<name>.json` holds the configuration,
+the step, provenance, metrics, the optimizer's non-tensor state and the SHA-256 of the
+tensor file. Both are written to temporary files and renamed into place, the sidecar
+last, so a checkpoint with a sidecar is complete. Loading checks the SHA-256 first.
 
 Every model in the package (U-Net, classifiers) is saved and loaded by one pair,
 `save_module` / `load_module`: the weights, and the model's config dataclass under a key
@@ -29,7 +29,10 @@ class CheckpointError(ValueError):
 
 
 def checkpoint_files(path_stem: str | Path) -> tuple[Path, Path]:
-    """(tensors, sidecar) of a stem: the suffixes are appended, so a dotted stem ("model.v2") keeps its name."""
+    """(tensors, sidecar) paths of a stem.
+
+    The suffixes are appended, so a dotted stem ("model.v2") keeps its name.
+    """
     path_stem = Path(path_stem)
     return (
         path_stem.parent / f"{path_stem.name}.safetensors",
@@ -44,7 +47,7 @@ def sha256_of(path: Path) -> str:
 def save_checkpoint(
     path_stem: Path, tensors: dict[str, Tensor], info: dict[str, Any]
 ) -> Path:
-    """Write path_stem.safetensors, then path_stem.json with info and the tensors' SHA-256."""
+    """Write path_stem.safetensors, then path_stem.json with info and its SHA-256."""
     path_stem = Path(path_stem)
     path_stem.parent.mkdir(parents=True, exist_ok=True)
     weights, sidecar_path = checkpoint_files(path_stem)
@@ -60,7 +63,7 @@ def save_checkpoint(
 def load_checkpoint(
     path_stem: Path, device: str | torch.device = "cpu"
 ) -> tuple[dict[str, Tensor], dict[str, Any]]:
-    """(tensors, info) of a complete checkpoint whose tensors match the recorded SHA-256."""
+    """(tensors, info) of a complete checkpoint whose tensors match their SHA-256."""
     path_stem = Path(path_stem)
     weights, sidecar = checkpoint_files(path_stem)
     if not sidecar.is_file() or not weights.is_file():
@@ -71,13 +74,17 @@ def load_checkpoint(
     actual = sha256_of(weights)
     if actual != info.get("sha256"):
         raise CheckpointError(
-            f"{weights}: SHA-256 {actual} does not match the sidecar's {info.get('sha256')}"
+            f"{weights}: SHA-256 {actual} does not match "
+            f"the sidecar's {info.get('sha256')}"
         )
     return load_file(weights, device=str(device)), info
 
 
 def config_from_json(config_cls: type, values: dict[str, Any]) -> Any:
-    """A frozen config dataclass from its JSON form in a sidecar (JSON has no tuples: lists become tuples)."""
+    """A frozen config dataclass from its JSON form in a sidecar.
+
+    JSON has no tuples: lists become tuples.
+    """
     return config_cls(
         **{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
     )
@@ -94,7 +101,7 @@ def latest_checkpoint(directory: Path, prefix: str = "checkpoint-") -> Path | No
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
-    """A checkpoint stem as given, or, for a run directory, the stem of its newest one."""
+    """A checkpoint stem as given, or for a run directory the stem of its newest one."""
     path = Path(path)
     if not path.is_dir():
         return path
@@ -107,7 +114,10 @@ def resolve_checkpoint(path: str | Path) -> Path:
 def save_module(
     path_stem: str | Path, module: nn.Module, config_key: str, info: dict[str, Any]
 ) -> Path:
-    """A model whose `config` attribute is a dataclass: its weights, and that config under info[config_key]."""
+    """Save a model whose `config` attribute is a dataclass.
+
+    Its weights, and that config under info[config_key].
+    """
     return save_checkpoint(
         Path(path_stem),
         module.state_dict(),
@@ -123,14 +133,17 @@ def load_module(
     device: str | torch.device = "cpu",
     prefix: str = "",
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """(model in eval mode on device, sidecar): built from the sidecar's info[config_key],
-    then given, as float32, the checksum-verified weights whose names start with `prefix`
-    (a training checkpoint's "model." or "ema.", see train.TrainState; "" for a file of
-    one model's weights)."""
+    """(model in eval mode on device, sidecar) of a checkpoint.
+
+    The model is built from the sidecar's info[config_key], then given, as float32, the
+    checksum-verified weights whose names start with `prefix` (a training checkpoint's
+    "model." or "ema.", see train.TrainState; "" for a file of one model's weights).
+    """
     tensors, info = load_checkpoint(Path(path_stem), device)
     if config_key not in info:
         raise CheckpointError(
-            f"{path_stem}: the sidecar has no {config_key!r}; is it a {module_cls.__name__} checkpoint?"
+            f"{path_stem}: the sidecar has no {config_key!r}; "
+            f"is it a {module_cls.__name__} checkpoint?"
         )
     module = module_cls(config_from_json(config_cls, info[config_key])).to(device)
     weights = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}

@@ -1,11 +1,13 @@
-"""A small MNIST classifier whose features stand in for Inception's in FD-MNIST and MNIST-IS.
+"""A small MNIST classifier whose features replace Inception's in FD-MNIST and MNIST-IS.
 
-Inception weights cannot be assumed (offline readers, CI), and an ImageNet network is a poor
-judge of digits anyway. This CNN reaches >= 99.3 % on the MNIST test set; its 128 penultimate
-features (after global average pooling) are what `metrics.frechet_distance` compares.
+Inception weights cannot be assumed (offline readers, CI), and an ImageNet network is a
+poor judge of digits anyway. This CNN reaches >= 99.3 % on the MNIST test set; its 128
+penultimate features (after global average pooling) are what `metrics.frechet_distance`
+compares.
 
-Trained by one command, `python -m ddpm_lite train-classifier`, and shipped in the package
-(`weights/mnist_classifier.*`, a checkpoint whose SHA-256 is checked on loading).
+Trained by one command, `python -m ddpm_lite train-classifier`, and shipped in the
+package (`weights/mnist_classifier.*`, a checkpoint whose SHA-256 is checked on
+loading).
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ class ClassifierConfig:
     batch_size: int = 128
     lr: float = 3e-3  # the peak of a one-cycle schedule
     weight_decay: float = 5e-4
-    max_shift: int = 2  # random translations of up to 2 pixels: MNIST digits are not all centred alike
+    # random translations of up to 2 pixels: MNIST digits are not all centred alike
+    max_shift: int = 2
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -84,7 +87,10 @@ class MNISTClassifier(nn.Module):
 
 
 def random_shift(x: Tensor, max_shift: int, generator: torch.Generator) -> Tensor:
-    """Translate each image by whole pixels in [-max_shift, max_shift]^2, filling with the border value."""
+    """Translate each image by whole pixels in [-max_shift, max_shift]^2.
+
+    The uncovered pixels are filled with the border value.
+    """
     if max_shift == 0:
         return x
     B, _, H, W = x.shape
@@ -106,7 +112,10 @@ def random_shift(x: Tensor, max_shift: int, generator: torch.Generator) -> Tenso
 def predict(
     model: MNISTClassifier, x: Tensor, batch_size: int = 1000
 ) -> tuple[Tensor, Tensor]:
-    """(features (N, F), class probabilities (N, 10)) for images x: (N, 1, 28, 28) in [-1, 1], in batches."""
+    """(features (N, F), class probabilities (N, 10)) for images x, in batches.
+
+    x: (N, 1, 28, 28) in [-1, 1].
+    """
     model.eval()
     feats, probs = [], []
     for chunk in x.split(batch_size):
@@ -127,7 +136,10 @@ def train_classifier(
     progress: bool = False,
     device: str | torch.device = "cpu",
 ) -> FitResult:
-    """Train on images (N, 1, 28, 28) in [-1, 1] with labels (N,): AdamW, one-cycle lr, random shifts."""
+    """Train with AdamW, a one-cycle lr and random shifts.
+
+    images: (N, 1, 28, 28) in [-1, 1]; labels: (N,).
+    """
     check_labelled_images(images, labels)
     device = torch.device(device)
     torch.manual_seed(config.seed)  # initial weights
@@ -163,5 +175,8 @@ def train_classifier(
 def load_classifier(
     path_stem: str | Path = SHIPPED, device: str | torch.device = "cpu"
 ) -> MNISTClassifier:
-    """The classifier from a checkpoint (the shipped one by default), SHA-256 checked, in eval mode."""
+    """The classifier from a checkpoint (the shipped one by default), in eval mode.
+
+    The weights' SHA-256 is checked.
+    """
     return load_fitted(MNISTClassifier, ClassifierConfig, path_stem, device)

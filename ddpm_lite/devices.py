@@ -10,7 +10,10 @@ DEVICES = ("auto", "cpu", "cuda")
 
 
 def resolve_device(name: str) -> torch.device:
-    """ "auto": CUDA when torch sees a GPU, else the CPU; "cuda" without one is an error."""
+    """The device a name selects; "cuda" without a GPU is an error.
+
+    "auto": CUDA when torch sees a GPU, else the CPU.
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -25,7 +28,7 @@ def resolve_device(name: str) -> torch.device:
 
 
 def describe_device(device: torch.device) -> str:
-    """The device as a sidecar records it: the GPU's name, or the CPU and its threads."""
+    """The device as a sidecar records it: the GPU's name, or the CPU and threads."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     cpu = platform.processor() or platform.machine()

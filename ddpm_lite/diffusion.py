@@ -1,6 +1,6 @@
-"""The forward process q and the model's reverse step p_theta, as pure functions of a schedule.
+"""The forward process q and the reverse step p_theta, as pure functions of a schedule.
 
-Shapes: x0, xt, eps: (B, ...); t: an int or a (B,) long tensor, 0-based (see `schedules`).
+Shapes: x0, xt, eps: (B, ...); t: an int or a (B,) long tensor, 0-based (`schedules`).
 Variance choices for the reverse step: "beta_tilde" (sigma_t^2 = beta_tilde_t, the
 posterior's) or "beta" (sigma_t^2 = beta_t), Ho et al. 2020 sec. 3.2.
 """
@@ -28,9 +28,10 @@ class Posterior(NamedTuple):
     log_variance: Tensor
 
 
-# --- Kernels: each formula of the two processes, once. They trust their inputs (t a valid
-# (B,) long tensor, shapes alike), so they never read a value on the host and a GPU runs
-# ahead. The checked functions below validate and call them; so does every loop.
+# --- Kernels: each formula of the two processes, once. They trust their inputs (t a
+# valid (B,) long tensor, shapes alike), so they never read a value on the host and a
+# GPU runs ahead. The checked functions below validate and call them; so does every
+# loop.
 
 
 def forward_marginal(x0: Tensor, noise: Tensor, alpha_bar: Tensor) -> Tensor:
@@ -42,16 +43,18 @@ def forward_marginal(x0: Tensor, noise: Tensor, alpha_bar: Tensor) -> Tensor:
 
 
 def x0_from_eps(xt: Tensor, eps: Tensor, alpha_bar: Tensor) -> Tensor:
-    """x0 = (x_t - sqrt(1 - alpha_bar) * eps) / sqrt(alpha_bar): eq. fwd-marginal for x0.
+    """x0 = (x_t - sqrt(1 - alpha_bar) * eps) / sqrt(alpha_bar).
 
+    Eq. fwd-marginal solved for x0.
     Book: eq. x0-from-eps
     """
     return (xt - torch.sqrt(1 - alpha_bar) * eps) / torch.sqrt(alpha_bar)
 
 
 def eps_from_x0(xt: Tensor, x0: Tensor, alpha_bar: Tensor) -> Tensor:
-    """eps = (x_t - sqrt(alpha_bar) * x0) / sqrt(1 - alpha_bar): eq. fwd-marginal for eps.
+    """eps = (x_t - sqrt(alpha_bar) * x0) / sqrt(1 - alpha_bar).
 
+    Eq. fwd-marginal solved for eps.
     Book: eq. x0-from-eps
     """
     return (xt - torch.sqrt(alpha_bar) * x0) / torch.sqrt(1 - alpha_bar)
@@ -87,7 +90,7 @@ def model_mean(schedule: NoiseSchedule, xt: Tensor, t: Tensor, eps: Tensor) -> T
 def q_step(
     schedule: NoiseSchedule, x_prev: Tensor, t: int | Tensor, noise: Tensor
 ) -> Tensor:
-    """One step of the Markov chain: x_t = sqrt(1 - beta_t) * x_prev + sqrt(beta_t) * noise.
+    """One Markov-chain step: x_t = sqrt(1 - beta_t) * x_prev + sqrt(beta_t) * noise.
 
     At t = 0, x_prev is the data x0.
     Book: eq. fwd-step
@@ -102,8 +105,9 @@ def q_step(
 def q_sample(
     schedule: NoiseSchedule, x0: Tensor, t: int | Tensor, noise: Tensor
 ) -> Tensor:
-    """The closed form x_t = sqrt(alpha_bar_t) * x0 + sqrt(1 - alpha_bar_t) * noise, checked.
+    """The forward marginal q(x_t | x0) in closed form, checked.
 
+    x_t = sqrt(alpha_bar_t) * x0 + sqrt(1 - alpha_bar_t) * noise.
     Book: eq. fwd-marginal
     """
     v.check_tensor("x0", x0)
@@ -117,8 +121,9 @@ def q_posterior(
 ) -> Posterior:
     """q(x_{t-1} | x_t, x0) = N(mu_tilde, beta_tilde), checked.
 
-    beta_tilde = (1 - alpha_bar_prev) / (1 - alpha_bar_t) * beta_t; mu_tilde: posterior_mean.
-    At t = 0 the posterior is a point mass at x0 (beta_tilde = 0); its log-variance is clipped.
+    beta_tilde = (1 - alpha_bar_prev) / (1 - alpha_bar_t) * beta_t;
+    mu_tilde: posterior_mean. At t = 0 the posterior is a point mass at x0
+    (beta_tilde = 0); its log-variance is clipped.
     Book: eq. posterior-mean, eq. posterior-variance
     """
     v.check_tensor("x0", x0)
@@ -261,7 +266,7 @@ def nats_to_bits_per_dim(nats: Tensor, num_dims: int) -> Tensor:
 
 
 def loss_simple(eps: Tensor, eps_theta: Tensor) -> Tensor:
-    """L_simple per example: the mean over dimensions of (eps - eps_theta)^2, shape (B,).
+    """L_simple per example: the mean over dims of (eps - eps_theta)^2, shape (B,).
 
     Book: eq. loss-simple
     """
@@ -271,8 +276,9 @@ def loss_simple(eps: Tensor, eps_theta: Tensor) -> Tensor:
 
 
 def vlb_weights(schedule: NoiseSchedule, variance: str = "beta_tilde") -> Tensor:
-    """gamma_t = beta_t^2 / (2 sigma_t^2 alpha_t (1 - alpha_bar_t)) for every t: float64, (T,).
+    """gamma_t = beta_t^2 / (2 sigma_t^2 alpha_t (1 - alpha_bar_t)) for every t.
 
+    A float64 tensor (T,).
     L_{t-1} = gamma_t * ||eps - eps_theta||^2 + (a constant in theta), for t >= 1.
     At t = 0 the "beta_tilde" sigma^2 is the clipped beta_tilde_1 (see p_log_variance).
     Book: eq. vlb-weight
@@ -295,7 +301,9 @@ def loss_weighted(
     eps_theta: Tensor,
     variance: str = "beta_tilde",
 ) -> Tensor:
-    """The VLB's eps-form per example: gamma_t * sum over dims of (eps - eps_theta)^2, (B,).
+    """The VLB's eps-form per example: gamma_t * sum over dims of (eps - eps_theta)^2.
+
+    Shape (B,).
 
     Book: eq. vlb-weight
     """

@@ -1,14 +1,16 @@
-"""A trained U-Net as an ONNX file, for onnxruntime in Python or onnxruntime-web in a browser.
+"""A trained U-Net as an ONNX file, for onnxruntime in Python or onnxruntime-web.
 
-`export_onnx` traces eps_theta(x_t, t[, y]) with torch.onnx's exporter (dynamo), with a dynamic
-batch dimension. With half_weights=True the large weight tensors (>= MIN_HALF_ELEMENTS elements:
-convolution and linear weights) are stored in float16 and cast back to float32 where the graph
-starts, so the file is about half the size while every operation still computes in float32; small
-tensors (biases, norms, and the time embedding's constants) stay float32.
+`export_onnx` traces eps_theta(x_t, t[, y]) with torch.onnx's exporter (dynamo), with a
+dynamic batch dimension. With half_weights=True the large weight tensors
+(>= MIN_HALF_ELEMENTS elements: convolution and linear weights) are stored in float16
+and cast back to float32 where the graph starts, so the file is about half the size
+while every operation still computes in float32; small tensors (biases, norms, and the
+time embedding's constants) stay float32.
 
-`reference_run` records one run of the package's DDIM sampler with classifier-free guidance (its
-initial x_T, every step's noise, the sample), so that another implementation of the sampler, such
-as the site's JavaScript one, can replay the same noise and be checked against it.
+`reference_run` records one run of the package's DDIM sampler with classifier-free
+guidance (its initial x_T, every step's noise, the sample), so that another
+implementation of the sampler, such as the site's JavaScript one, can replay the same
+noise and be checked against it.
 """
 
 from __future__ import annotations
@@ -43,7 +45,10 @@ def example_inputs(model: UNet, batch: int = 2) -> tuple[torch.Tensor, ...]:
 def export_onnx(
     model: UNet, path: str | Path, half_weights: bool = False, opset: int = OPSET
 ) -> Path:
-    """Write model (eval mode) to path as ONNX: inputs x_t (float32), t (int64) [, y (int64)], output eps."""
+    """Write model (eval mode) to path as ONNX.
+
+    Inputs x_t (float32), t (int64) [, y (int64)]; output eps.
+    """
     path = Path(path)
     model = model.eval()
     inputs = example_inputs(model)
@@ -75,8 +80,11 @@ def export_onnx(
 def write_schedule(
     path: str | Path, alpha_bars: torch.Tensor, model: UNet, **extra
 ) -> Path:
-    """A JSON file beside the model with what a sampler needs: T, every alpha_bar_t (code index t, in the dtype
-    the model is sampled with), the inputs, the "no label" token; plus any extra fields."""
+    """A JSON file beside the model with what a sampler needs; plus any extra fields.
+
+    It holds T, every alpha_bar_t (code index t, in the dtype the model is sampled
+    with), the inputs and the "no label" token.
+    """
     record = {
         **extra,
         "T": len(alpha_bars),
@@ -90,7 +98,10 @@ def write_schedule(
 
 
 def onnx_eps_model(path: str | Path):
-    """The exported model in onnxruntime (Python, CPU) as a torch function (x_t, t[, y]) -> eps."""
+    """The exported model in onnxruntime (Python, CPU) as a torch function.
+
+    (x_t, t[, y]) -> eps.
+    """
     import onnxruntime
 
     runtime = onnxruntime.InferenceSession(
@@ -146,7 +157,8 @@ def reference_run(
     draws = recording.draws
 
     def flat(x: torch.Tensor) -> list[float]:
-        # The shortest decimal that reads back as the same float32 (numpy's repr): exact, and half the text.
+        # The shortest decimal that reads back as the same float32 (numpy's repr):
+        # exact, and half the text.
         return [float(str(v)) for v in x.reshape(-1).numpy()]
 
     return {

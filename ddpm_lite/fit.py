@@ -5,14 +5,15 @@ two classifiers.
   seeded torch.Generator, so a seed fixes the run.
 - Models are called (x_t, t) or (x_t, t, y); data is (N, 1, 28, 28) in [-1, 1] with
   labels (N,).
-- Losses stay on the device until the loop ends: no host sync per step (a GPU runs ahead).
+- Losses stay on the device until the loop ends: no host sync per step (a GPU runs
+  ahead).
 - Progress goes through tqdm (`progress=False` turns it off); nothing is printed.
 - The result is a `FitResult` (model, losses, seconds).
 
-`fit` is that loop for the two classifiers (`classifier`, `noisy_classifier`), which also
-share the input check, the save/load pair and the sidecar here. `train.train` (the U-Net,
-with EMA, checkpoints and exact resume) follows the same convention with its own loop
-around `train.train_step`.
+`fit` is that loop for the two classifiers (`classifier`, `noisy_classifier`), which
+also share the input check, the save/load pair and the sidecar here. `train.train` (the
+U-Net, with EMA, checkpoints and exact resume) follows the same convention with its own
+loop around `train.train_step`.
 """
 
 from __future__ import annotations

@@ -1,14 +1,17 @@
 """Guidance: steering a diffusion model towards a class y.
 
-Both kinds act on the noise prediction, so they wrap an eps_model and return another one;
-the samplers in `sampling` run them unchanged.
+Both kinds act on the noise prediction, so they wrap an eps_model and return another
+one; the samplers in `sampling` run them unchanged. The guidance scale w is the argument
+`scale` (diffusers' guidance_scale).
 
-- Classifier guidance adds s * grad log p_phi(y | x_t) to the score of q(x_t) (Dhariwal & Nichol):
-  through eps = -sqrt(1 - alpha_bar_t) * score that is eps - s sqrt(1 - alpha_bar_t) grad log p_phi.
-- Classifier-free guidance mixes a conditional and an unconditional prediction of one network
-  (Ho & Salimans): eps_uncond + s (eps_cond - eps_uncond).
-With exact models the two agree at the same scale s: the classifier that classifier-free guidance
-implies is p(y | x_t) = q(x_t | y) p(y) / q(x_t).
+- Classifier guidance adds w * grad log p_phi(y | x_t) to the score of q(x_t) (Dhariwal
+  & Nichol): through eps = -sqrt(1 - alpha_bar_t) * score that is
+  eps - w sqrt(1 - alpha_bar_t) grad log p_phi.
+- Classifier-free guidance mixes a conditional and an unconditional prediction of one
+  network (Ho & Salimans, whose w is this w - 1):
+  eps_uncond + w (eps_cond - eps_uncond).
+With exact models the two agree at the same scale w: the classifier that classifier-free
+guidance implies is p(y | x_t) = q(x_t | y) p(y) / q(x_t).
 """
 
 from __future__ import annotations
@@ -32,7 +35,10 @@ def _check_scale(scale: float) -> None:
 def classifier_grad(
     classifier: Callable[[Tensor, Tensor], Tensor], y: Tensor
 ) -> GradFn:
-    """(x_t, t) -> grad_x log p_phi(y | x_t, t) by autograd, for a classifier (x_t, t) -> logits (B, K)."""
+    """(x_t, t) -> grad_x log p_phi(y | x_t, t) by autograd.
+
+    classifier: (x_t, t) -> logits (B, K); y: (B,) long.
+    """
 
     def grad_log_p_y(xt: Tensor, t: Tensor) -> Tensor:
         with torch.enable_grad():
@@ -49,11 +55,12 @@ def classifier_grad(
 def classifier_guidance(
     eps_model: EpsModel, grad_log_p_y: GradFn, schedule: NoiseSchedule, scale: float
 ) -> EpsModel:
-    """eps_hat(x_t, t) = eps_theta(x_t, t) - scale * sqrt(1 - alpha_bar_t) * grad log p_phi(y | x_t).
+    """eps_hat = eps_theta - w sqrt(1 - alpha_bar_t) grad log p_phi(y | x_t); w = scale.
 
-    In the ancestral step this moves the mean by scale * (beta_t / sqrt(alpha_t)) * grad log p_phi:
-    Dhariwal and Nichol's mu + s Sigma grad with Sigma = beta_t, up to 1 / sqrt(alpha_t) = 1 + O(beta_t).
-    At scale 0 the classifier is not called: the result is eps_model itself.
+    eps_theta and p_phi are evaluated at (x_t, t). In the ancestral step this moves the
+    mean by w * (beta_t / sqrt(alpha_t)) * grad log p_phi: Dhariwal and Nichol's
+    mu + w Sigma grad with Sigma = beta_t, up to 1 / sqrt(alpha_t) = 1 + O(beta_t).
+    At w = 0 the classifier is not called: the result is eps_model itself.
     Book: eq. guided-eps
     """
     _check_scale(scale)
@@ -73,15 +80,17 @@ def classifier_free_guidance(
     null_label: int,
     scale: float,
 ) -> EpsModel:
-    """eps_hat = eps(x_t, t, null) + scale * (eps(x_t, t, y) - eps(x_t, t, null)); scale 1 is the conditional model.
+    """eps_hat = eps(x_t, t, null) + w (eps(x_t, t, y) - eps(x_t, t, null)); w = scale.
 
-    At scale 1 (0) only the conditional (unconditional) prediction is computed: the result is that
-    model's, bit for bit, at half the cost. Book: eq. cfg-eps
+    w = 1 is the conditional model. At w = 1 (0) only the conditional (unconditional)
+    prediction is computed: the result is that model's, bit for bit, at half the cost.
+    Book: eq. cfg-eps
     """
     _check_scale(scale)
     if not isinstance(y, Tensor) or y.dtype.is_floating_point or y.dtype == torch.bool:
         raise TypeError(
-            f"y must be an integer tensor of class labels, got {getattr(y, 'dtype', type(y).__name__)}"
+            "y must be an integer tensor of class labels, "
+            f"got {getattr(y, 'dtype', type(y).__name__)}"
         )
 
     if scale == 1:
@@ -104,7 +113,10 @@ def classifier_free_guidance(
 def drop_labels(
     y: Tensor, p_uncond: float, null_label: int, generator: torch.Generator
 ) -> Tensor:
-    """Replace each label by null_label with probability p_uncond: one network learns both eps(x, t, y) and eps(x, t)."""
+    """Replace each label by null_label with probability p_uncond.
+
+    Trained on such labels, one network learns both eps(x, t, y) and eps(x, t).
+    """
     if not 0.0 <= p_uncond <= 1.0:
         raise ValueError(f"p_uncond must be in [0, 1], got {p_uncond}")
     drop = torch.rand(y.shape, generator=generator, device=y.device) < p_uncond

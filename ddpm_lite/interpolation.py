@@ -1,9 +1,11 @@
-"""Interpolating between two inputs: linearly, or along the great circle (spherical); and between
-two images through the diffusion's latent x_t (note 000's interpolation test; Ho et al., App. D).
+"""Interpolating between two inputs: linearly, or along the great circle (spherical);
+and between two images through the diffusion's latent x_t (note 000's interpolation
+test; Ho et al., App. D).
 
 For noise, the straight line is the wrong path: the midpoint of two independent N(0, I)
-draws has variance 1/2, so a sampler started there sees noise of the wrong size. Spherical
-interpolation keeps the norm of equal-norm endpoints, and so keeps noise looking like noise.
+draws has variance 1/2, so a sampler started there sees noise of the wrong size.
+Spherical interpolation keeps the norm of equal-norm endpoints, and so keeps noise
+looking like noise.
 """
 
 from __future__ import annotations
@@ -38,8 +40,8 @@ def lerp(a: Tensor, b: Tensor, lam: float) -> Tensor:
 def slerp(a: Tensor, b: Tensor, lam: float) -> Tensor:
     """sin((1 - lam) theta) / sin(theta) a + sin(lam theta) / sin(theta) b, per example.
 
-    theta is the angle between a[i] and b[i] as flattened vectors; where it is ~0 the two
-    weights tend to 1 - lam and lam, so lerp is used.
+    theta is the angle between a[i] and b[i] as flattened vectors; where it is ~0 the
+    two weights tend to 1 - lam and lam, so lerp is used.
     """
     _check(a, b, lam)
     fa, fb = a.flatten(1), b.flatten(1)
@@ -60,7 +62,10 @@ def slerp(a: Tensor, b: Tensor, lam: float) -> Tensor:
 
 
 def ddim_steps_for(t: int, stride: int = 20) -> int:
-    """DDIM steps to decode from code index t at the stride of DDIM-50 over T = 1000: ceil((t + 1) / stride)."""
+    """DDIM steps to decode from code index t at the stride of DDIM-50 over T = 1000.
+
+    steps = ceil((t + 1) / stride).
+    """
     return max(1, -(-(t + 1) // stride))
 
 
@@ -78,13 +83,17 @@ def interpolate_via_noise(
     num_steps: int | None = None,
     clip_denoised: bool = True,
 ) -> Tensor:
-    """Decoded interpolations between x_a and x_b (B, ...) through x_t: a tensor (len(lams), B, ...).
+    """Decoded interpolations between x_a and x_b (B, ...) through x_t.
 
-    Each endpoint is encoded by q to code index t with its own noise, x_t = q_sample(x, t, eps), drawn
-    once and shared by every lam; the two x_t are mixed (`lerp` or `slerp`) and the reverse process
-    decodes each mix from t: DDIM with eta = 0 (num_steps, default ddim_steps_for(t)) or ancestral
-    DDPM (sigma_t^2 = beta_tilde_t), whose per-step noise z is also the same for every lam.
-    So only lam changes along a row. t = -1 mixes the images themselves and decodes nothing.
+    Returns a tensor (len(lams), B, ...).
+
+    Each endpoint is encoded by q to code index t with its own noise,
+    x_t = q_sample(x, t, eps), drawn once and shared by every lam; the two x_t are mixed
+    (`lerp` or `slerp`) and the reverse process decodes each mix from t: DDIM with
+    eta = 0 (num_steps, default ddim_steps_for(t)) or ancestral DDPM
+    (sigma_t^2 = beta_tilde_t), whose per-step noise z is also the same for every lam.
+    So only lam changes along a row. t = -1 mixes the images themselves and decodes
+    nothing.
     """
     v.check_tensor("x_a", x_a)
     v.check_like("x_b", x_b, "x_a", x_a)

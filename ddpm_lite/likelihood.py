@@ -31,7 +31,10 @@ from .schedules import NoiseSchedule, gather
 
 
 class BoundEstimate(NamedTuple):
-    """Per image, in nats: the bound's three parts; `bits_per_dim` is their sum per dimension in bits."""
+    """Per image, in nats: the bound's three parts.
+
+    `bits_per_dim` is their sum per dimension, in bits.
+    """
 
     prior: Tensor  # L_T, (B,)
     decoder: Tensor  # L_0, (B,)
@@ -40,7 +43,10 @@ class BoundEstimate(NamedTuple):
 
 
 def strata(T: int, num_strata: int) -> Tensor:
-    """The num_strata + 1 edges that split the code indices 1..T-1 into contiguous strata, (num_strata + 1,) long."""
+    """The num_strata + 1 edges that split code indices 1..T-1 into contiguous strata.
+
+    A (num_strata + 1,) long tensor.
+    """
     if not 1 <= num_strata <= T - 1:
         raise ValueError(
             f"num_strata must be in [1, {T - 1}] (T={T}), got {num_strata}"
@@ -57,9 +63,10 @@ def vlb_estimate(
     generator: torch.Generator,
     variance: str = "beta_tilde",
 ) -> BoundEstimate:
-    """An unbiased, stratified estimate of the variational bound on -log p_theta(x0) for each image in x0.
+    """An unbiased, stratified estimate of the variational bound on -log p_theta(x0).
 
-    x0: (B, ...) on the pixel grid {-1, -1 + 2/255, ..., 1}. Costs num_strata + 1 network calls per image.
+    One estimate for each image in x0: (B, ...) on the pixel grid
+    {-1, -1 + 2/255, ..., 1}. Costs num_strata + 1 network calls per image.
     """
     v.check_tensor("x0", x0)
     v.choice("variance", variance, VARIANCES)

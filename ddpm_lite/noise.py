@@ -1,13 +1,14 @@
-"""Where a reverse loop's randomness comes from: a noise source, `randn(shape) -> Tensor`.
+"""A reverse loop's randomness comes from a noise source: `randn(shape) -> Tensor`.
 
 Every sampler draws its x_T and its per-step noise from one source, so the source alone
 decides what a run sees:
-- `GeneratorNoise`: N(0, I) from a seeded torch.Generator (a `generator=` argument becomes one);
+- `GeneratorNoise`: N(0, I) from a seeded torch.Generator (a `generator=` argument
+  becomes one);
 - `RecordingNoise`: passes another source's draws through and keeps them;
-- `RecordedNoise`: replays given draws, in order (another implementation of a sampler can be
-  fed the same noise, and checked against this one);
-- `SharedNoise`: one draw repeated over blocks of rows, so every row block of a batch (every
-  mixing weight of an interpolation) gets the same z.
+- `RecordedNoise`: replays given draws, in order (another implementation of a sampler
+  can be fed the same noise, and checked against this one);
+- `SharedNoise`: one draw repeated over blocks of rows, so every row block of a batch
+  (every mixing weight of an interpolation) gets the same z.
 The browser's sampler (`_static/ddpm/sampler.mjs`) takes the same kind of object.
 """
 
@@ -36,7 +37,7 @@ class GeneratorNoise:
 
 
 class RecordingNoise:
-    """Another source's draws, passed through and kept in `draws` (in the order drawn)."""
+    """Another source's draws, passed through and kept in `draws` in the order drawn."""
 
     def __init__(self, source: NoiseSource):
         self.source, self.draws = source, []
@@ -48,7 +49,10 @@ class RecordingNoise:
 
 
 class RecordedNoise:
-    """Replays `draws` in order; a draw of another shape, or one past the end, is an error."""
+    """Replays `draws` in order.
+
+    A draw of another shape, or one past the end, is an error.
+    """
 
     def __init__(self, draws: Sequence[Tensor]):
         self.draws, self.used = list(draws), 0
@@ -67,7 +71,10 @@ class RecordedNoise:
 
 
 class SharedNoise:
-    """Blocks of `rows` rows share one draw: randn((k * rows, ...)) repeats a (rows, ...) draw."""
+    """Blocks of `rows` rows share one draw.
+
+    randn((k * rows, ...)) repeats a (rows, ...) draw.
+    """
 
     def __init__(self, source: NoiseSource, rows: int):
         if rows < 1:
@@ -86,7 +93,10 @@ class SharedNoise:
 def noise_source(
     generator: torch.Generator | NoiseSource, device, dtype: torch.dtype
 ) -> NoiseSource:
-    """A torch.Generator as a GeneratorNoise on device in dtype; a noise source as it is."""
+    """A torch.Generator as a GeneratorNoise on device in dtype.
+
+    A noise source is returned as it is.
+    """
     if isinstance(generator, torch.Generator):
         return GeneratorNoise(generator, device, dtype)
     if callable(getattr(generator, "randn", None)):

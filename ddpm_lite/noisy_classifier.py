@@ -1,9 +1,11 @@
-"""p_phi(y | x_t, t): a classifier of noised MNIST digits, the gradient source of classifier guidance.
+"""p_phi(y | x_t, t): a classifier of noised MNIST digits, for classifier guidance.
 
-An ordinary classifier has never seen x_t at large t, so its gradient there is noise. This one
-is trained on q_sample(x0, t, eps) at uniformly random t, with the time step fed in the same
-way the U-Net reads it: a sinusoidal embedding, projected and added inside every block.
-`python -m ddpm_lite train-noisy-classifier` trains it; the weights in `weights/` ship with the package.
+It is the source of the guidance gradient. An ordinary classifier has never seen x_t at
+large t, so its gradient there is noise. This one is trained on q_sample(x0, t, eps) at
+uniformly random t, with the time step fed in the same way the U-Net reads it: a
+sinusoidal embedding, projected and added inside every block.
+`python -m ddpm_lite train-noisy-classifier` trains it; the weights in `weights/` ship
+with the package.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ class NoisyClassifierConfig:
     emb_dim: int = 128
     groups: int = 8  # GroupNorm, not BatchNorm: batch statistics would mix noise levels
     num_classes: int = 10
-    schedule: str = "linear"  # the forward process it is trained on: that of the diffusion model it guides
+    # the forward process it is trained on: that of the diffusion model it guides
+    schedule: str = "linear"
     T: int = 1000
 
     def __post_init__(self) -> None:
@@ -38,12 +41,14 @@ class NoisyClassifierConfig:
             c < 1 or c % self.groups for c in self.channels
         ):
             raise ValueError(
-                f"channels must be two positive multiples of groups={self.groups}, got {self.channels}"
+                "channels must be two positive multiples of "
+                f"groups={self.groups}, got {self.channels}"
             )
         v.choice("schedule", self.schedule, SCHEDULE_KINDS)
         if self.num_classes < 2 or self.T < 1:
             raise ValueError(
-                f"num_classes must be >= 2 and T >= 1, got {self.num_classes} and {self.T}"
+                "num_classes must be >= 2 and T >= 1, "
+                f"got {self.num_classes} and {self.T}"
             )
 
 
@@ -104,7 +109,10 @@ def train_noisy_classifier(
     device: str | torch.device = "cpu",
     progress: bool = False,
 ) -> FitResult:
-    """Cross-entropy on (q_sample(x0, t, eps), y) with t ~ Uniform{0..T-1}; images (N, 1, 28, 28) in [-1, 1]."""
+    """Cross-entropy on (q_sample(x0, t, eps), y) with t ~ Uniform{0..T-1}.
+
+    images: (N, 1, 28, 28) in [-1, 1].
+    """
     check_labelled_images(images, labels)
     if steps < 1 or batch_size < 1:
         raise ValueError(
@@ -148,7 +156,7 @@ def accuracy_at(
     t: int,
     generator: torch.Generator,
 ) -> float:
-    """Accuracy on images noised to code index t (one noise draw), in batches of 1000."""
+    """Accuracy on images noised to code index t (one noise draw), 1000 at a time."""
     schedule = NoiseSchedule(make_betas(model.config.schedule, model.config.T)).to(
         images.device, images.dtype
     )
@@ -167,5 +175,8 @@ def accuracy_at(
 def load_noisy_classifier(
     path_stem: str | Path = SHIPPED, device: str | torch.device = "cpu"
 ) -> NoisyClassifier:
-    """The classifier from a checkpoint (the shipped one by default), SHA-256 checked, in eval mode."""
+    """The classifier from a checkpoint (the shipped one by default), in eval mode.
+
+    The weights' SHA-256 is checked.
+    """
     return load_fitted(NoisyClassifier, NoisyClassifierConfig, path_stem, device)

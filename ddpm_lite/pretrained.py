@@ -1,12 +1,14 @@
 """The shipped MNIST diffusion models, loaded in one call: `load_pretrained("mnist")`.
 
 One class-conditional U-Net, trained with label dropout, serves both names:
-- "mnist": the unconditional model, eps_theta(x_t, t), i.e. the network given the "no label" token;
+- "mnist": the unconditional model, eps_theta(x_t, t), i.e. the network given the
+  "no label" token;
 - "mnist-cond": eps_theta(x_t, t, y), for classifier-free guidance.
-The weights (EMA, float32) and a JSON sidecar (the command, steps, images seen, wall time,
-hardware, torch version, the loss curve and the measured sample quality) are in `weights/`;
-the SHA-256 recorded in the sidecar is checked on every load. MNIST lives in [-1, 1], so sample
-these models with clip_denoised=True, as the command line and the chapters do.
+The weights (EMA, float32) and a JSON sidecar (the command, steps, images seen, wall
+time, hardware, torch version, the loss curve and the measured sample quality) are in
+`weights/`; the SHA-256 recorded in the sidecar is checked on every load. MNIST lives in
+[-1, 1], so sample these models with clip_denoised=True, as the command line and the
+chapters do.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ PRETRAINED = {
 
 
 class Pretrained(NamedTuple):
-    model: UNet  # in eval mode; model(x_t, t) is the unconditional eps_theta, model(x_t, t, y) the conditional one
+    # in eval mode; model(x_t, t) is the unconditional eps_theta, model(x_t, t, y) the
+    # conditional one
+    model: UNet
     schedule: NoiseSchedule  # float32, on the model's device
     info: dict[str, Any]  # the sidecar: provenance, training curve, measured quality
     conditional: (
@@ -46,7 +50,10 @@ def pretrained_path(name: str) -> Path:
 def load_pretrained(
     name: str = "mnist", device: str | torch.device = "cpu"
 ) -> Pretrained:
-    """A shipped model with its schedule, checksum-verified, in eval mode, on `device`."""
+    """A shipped model with its schedule, on `device`.
+
+    Checksum-verified, in eval mode.
+    """
     trained = load_trained(pretrained_path(name), device=device)
     return Pretrained(
         model=trained.model,

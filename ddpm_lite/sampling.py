@@ -54,7 +54,7 @@ def ddpm_update(
     variance: str = "beta_tilde",
     clip_denoised: bool = False,
 ) -> StepOutput:
-    """Ancestral step (Ho et al. 2020, Algorithm 2): x_{t-1} = mu_theta(x_t, t) + sigma_t z.
+    """Ancestral step (Ho et al. 2020, Alg. 2): x_{t-1} = mu_theta(x_t, t) + sigma_t z.
 
     mu_theta is model_mean; sigma_t^2 is beta_tilde_t or beta_t; no noise is added at
     t = 0, where the sample is the mean. With clip_denoised, x0_pred is clipped to
@@ -83,7 +83,7 @@ def ddpm_step(
     variance: str = "beta_tilde",
     clip_denoised: bool = False,
 ) -> StepOutput:
-    """`ddpm_update` with its arguments checked: t an int or a (B,) tensor in [0, T-1]."""
+    """`ddpm_update`, checked: t an int or a (B,) tensor in [0, T-1]."""
     v.check_tensor("xt", xt)
     v.check_like("eps", eps, "xt", xt)
     v.check_like("noise", noise, "xt", xt)
@@ -102,15 +102,16 @@ def ddim_update(
     noise: Tensor | None = None,
     clip_denoised: bool = False,
 ) -> StepOutput:
-    """DDIM step (Song et al. 2021, eq. 12) from code index t to a step s whose alpha_bar
-    is alpha_bar_prev.
+    """DDIM step (Song et al. 2021, eq. 12) from code index t to a step s whose
+    alpha_bar is alpha_bar_prev.
 
     x0_pred  = x0_from_eps(x_t, eps, alpha_bar_t)
     sigma_ts = eta * sqrt((1 - alpha_bar_prev) / (1 - alpha_bar_t))
                    * sqrt(1 - alpha_bar_t / alpha_bar_prev)
     x_prev   = sqrt(alpha_bar_prev) * x0_pred
                + sqrt(1 - alpha_bar_prev - sigma_ts^2) * eps + sigma_ts * noise
-    (sigma_ts is the book's sigma_{t->s}, the step's own noise, not the ancestral sigma_t.)
+    (sigma_ts is the book's sigma_{t->s}, the step's own noise, not the ancestral
+    sigma_t.)
     With clip_denoised, x0_pred is clipped to [-1, 1] and eps is recomputed from it, so
     x_t, x0_pred and eps stay on one line (eq. fwd-marginal). alpha_bar_prev: a scalar
     tensor, or (B, 1, ..., 1). Trusts its inputs: no checks, no host-device sync.
@@ -133,7 +134,7 @@ def ddim_update(
 
 
 def alpha_bar_at(schedule: NoiseSchedule, t_prev: int) -> Tensor:
-    """alpha_bar at code index t_prev as a scalar tensor; 1 at t_prev = -1 (the data)."""
+    """alpha_bar at code index t_prev, a scalar tensor; 1 at t_prev = -1 (the data)."""
     if t_prev >= 0:
         return schedule.alpha_bars[t_prev]
     return torch.ones((), dtype=schedule.alpha_bars.dtype, device=schedule.device)
@@ -149,7 +150,10 @@ def ddim_step(
     noise: Tensor | None = None,
     clip_denoised: bool = False,
 ) -> StepOutput:
-    """`ddim_update` from code index t to t_prev < t, checked; t_prev = -1: alpha_bar = 1."""
+    """`ddim_update` from code index t to t_prev < t, checked.
+
+    At t_prev = -1, alpha_bar = 1.
+    """
     v.check_tensor("xt", xt)
     v.check_like("eps", eps, "xt", xt)
     v.at_least("eta", eta, 0.0)
@@ -181,7 +185,10 @@ def initial_noise(shape: Sequence[int], noise: NoiseSource) -> Tensor:
 
 
 def _start(schedule, shape, generator, device, dtype) -> tuple[Tensor, NoiseSource]:
-    """x_T and the run's noise source: generator-backed on device (None: the schedule's)."""
+    """x_T and the run's noise source: generator-backed on device.
+
+    device None means the schedule's.
+    """
     device = schedule.device if device is None else device
     noise = noise_source(generator, device, dtype)
     return initial_noise(shape, noise), noise
@@ -242,7 +249,7 @@ def ddpm_trajectory_from(
 
 
 def ddim_timesteps(T: int, num_steps: int) -> list[int]:
-    """num_steps evenly spaced code indices from T-1 down to 0 (the "trailing" spacing)."""
+    """num_steps evenly spaced code indices, T-1 down to 0 (the "trailing" spacing)."""
     v.num_steps(num_steps, T, f"T={T}")
     steps = {round(T - 1 - i * T / num_steps) for i in range(num_steps)}
     return sorted(steps, reverse=True)

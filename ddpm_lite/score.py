@@ -1,9 +1,10 @@
 """The score view of diffusion: scores, Langevin dynamics, denoising score matching, and
 the probability-flow ODE whose Euler steps are DDIM.
 
-The score of a density is grad_x log p(x). For the DDPM forward process the optimal noise
-predictor is a scaled score, eps*(x_t, t) = -sqrt(1 - alpha_bar_t) grad log q(x_t), so every
-eps_theta is also a score model, and score-based samplers run on it unchanged.
+The score of a density is grad_x log p(x). For the DDPM forward process the optimal
+noise predictor is a scaled score,
+eps*(x_t, t) = -sqrt(1 - alpha_bar_t) grad log q(x_t), so every eps_theta is also a
+score model, and score-based samplers run on it unchanged.
 """
 
 from __future__ import annotations
@@ -56,7 +57,10 @@ def langevin(
     n_steps: int,
     generator: torch.Generator,
 ) -> Tensor:
-    """n_steps of unadjusted Langevin dynamics from x: (n, ...) with one fixed step size."""
+    """n_steps of unadjusted Langevin dynamics from x: (n, ...).
+
+    One fixed step size throughout.
+    """
     v.check_tensor("x", x)
     _check_positive("step_size", step_size)
     if n_steps < 1:
@@ -74,11 +78,11 @@ def annealed_langevin(
     n_steps_per_level: int,
     generator: torch.Generator,
 ) -> Tensor:
-    """Langevin at each noise level sigma_1 > ... > sigma_L in turn (Song & Ermon's annealing).
+    """Annealed Langevin (Song & Ermon): each level sigma_1 > ... > sigma_L in turn.
 
-    score_fn(x, sigma) is the score of the data smoothed by N(0, sigma^2 I). Level i takes
-    step size step_size * sigma_i^2 / sigma_L^2: steps shrink with the noise so that the
-    signal-to-noise ratio of a step stays the same at every level.
+    score_fn(x, sigma) is the score of the data smoothed by N(0, sigma^2 I). Level i
+    takes step size step_size * sigma_i^2 / sigma_L^2: steps shrink with the noise so
+    that the signal-to-noise ratio of a step stays the same at every level.
     Book: eq. annealed-step
     """
     sigmas = [float(s) for s in sigmas]
@@ -118,8 +122,9 @@ def dsm_loss(
 
 
 def sigma_of_alpha_bar(alpha_bar: Tensor) -> Tensor:
-    """sigma = sqrt((1 - alpha_bar) / alpha_bar): the noise-to-signal ratio of x_t, the ODE's clock.
+    """sigma = sqrt((1 - alpha_bar) / alpha_bar): the noise-to-signal ratio of x_t.
 
+    It is the ODE's clock.
     Book: eq. pf-ode-sigma
     """
     return ((1 - alpha_bar) / alpha_bar).sqrt()
@@ -128,8 +133,10 @@ def sigma_of_alpha_bar(alpha_bar: Tensor) -> Tensor:
 def pf_ode_velocity(
     eps_fn: Callable[[Tensor, float], Tensor], sigma: float, x_bar: Tensor
 ) -> Tensor:
-    """d x_bar / d sigma = eps*(x_t, sigma), with x_bar = x_t / sqrt(alpha_bar) = x_t sqrt(1 + sigma^2).
+    """d x_bar / d sigma = eps*(x_t, sigma), with x_bar = x_t / sqrt(alpha_bar).
 
-    eps_fn(x_t, sigma) is the noise predictor at the noise level sigma. Book: eq. pf-ode-sigma
+    x_bar = x_t sqrt(1 + sigma^2); eps_fn(x_t, sigma) is the noise predictor at the
+    noise level sigma.
+    Book: eq. pf-ode-sigma
     """
     return eps_fn(x_bar / math.sqrt(1 + sigma**2), sigma)

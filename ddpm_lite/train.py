@@ -1,10 +1,11 @@
 """Training: the L_simple objective on a batch, and the loop that the chapter and
 `python -m ddpm_lite train` share.
 
-The loop keeps the whole dataset on the device and draws batches and noise from one seeded
-generator. A checkpoint stores everything the next step depends on (`TrainState`: weights,
-EMA, optimizer, learning-rate schedule, both random states, the loss history), so a
-resumed run repeats an unbroken one exactly. Loading a trained model is `trained`'s job.
+The loop keeps the whole dataset on the device and draws batches and noise from one
+seeded generator. A checkpoint stores everything the next step depends on (`TrainState`:
+weights, EMA, optimizer, learning-rate schedule, both random states, the loss history),
+so a resumed run repeats an unbroken one exactly. Loading a trained model is
+`trained`'s job.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ def training_loss(
     """L_simple averaged over a batch, a scalar.
 
     t ~ Uniform{0, ..., T-1} independently per example, eps ~ N(0, I),
-    x_t = forward_marginal(x0, eps, alpha_bar_t), loss = mean (eps - eps_theta(x_t, t))^2.
+    x_t = forward_marginal(x0, eps, alpha_bar_t),
+    loss = mean (eps - eps_theta(x_t, t))^2.
     Book: eq. loss-simple
     """
     t = torch.randint(
@@ -54,16 +56,20 @@ PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def ema_decay_at(step: int, ema_decay: float) -> float:
-    """The EMA's decay at optimizer step `step` (0-based): min(ema_decay, (1 + step) / (10 + step)).
+    """The EMA's decay at 0-based optimizer step `step`.
 
-    Without the warm-up a run of n steps keeps ema_decay**n of the initial weights in its
-    average (37 % after 1,000 steps at 0.999), whose zero output layer predicts eps = 0.
+    decay = min(ema_decay, (1 + step) / (10 + step)). Without the warm-up a run of n
+    steps keeps ema_decay**n of the initial weights in its average (37 % after 1,000
+    steps at 0.999), whose zero output layer predicts eps = 0.
     """
     return min(ema_decay, (1 + step) / (10 + step))
 
 
 def lr_factor(step: int, config: "TrainConfig") -> float:
-    """The learning rate's multiplier at 0-based step: linear warmup, then constant or cosine to zero."""
+    """The learning rate's multiplier at 0-based step.
+
+    A linear warmup, then constant or a cosine decay to zero.
+    """
     if step < config.warmup_steps:
         return (step + 1) / config.warmup_steps
     if config.lr_schedule == "constant":
@@ -78,22 +84,25 @@ class TrainConfig:
     batch_size: int = 128
     lr: float = 2e-4
     weight_decay: float = 0.0
-    warmup_steps: int = (
-        500  # linear warmup: Adam's first steps are large before its moments settle
-    )
+    # linear warmup: Adam's first steps are large before its moments settle
+    warmup_steps: int = 500
     ema_decay: float = 0.9995  # averages over ~2,000 steps; warmed up, see ema_decay_at
-    lr_schedule: str = "constant"  # after warmup: "constant", or "cosine" decay to zero at the last step
-    keep_checkpoints: int = 3  # the newest few are kept; older ones are deleted (the final one always stays)
+    # after warmup: "constant", or "cosine" decay to zero at the last step
+    lr_schedule: str = "constant"
+    # the newest few are kept; older ones are deleted (the final one always stays)
+    keep_checkpoints: int = 3
     grad_clip: float = 1.0
     checkpoint_every: int = 2_000
     schedule: str = "linear"
     T: int = 1000
     seed: int = 0
     device: str = "auto"  # "auto" picks CUDA when present
-    precision: str = "auto"  # "auto": bf16 autocast on CUDA, float32 on the CPU (bf16 measured slower there)
+    # "auto": bf16 autocast on CUDA, float32 on the CPU (bf16 measured slower there)
+    precision: str = "auto"
     channels_last: bool = True  # measured faster on both CUDA and the CPU
     compile: bool = False  # torch.compile the model (CUDA)
-    p_uncond: float = 0.1  # class-conditional models only: the label dropout of classifier-free guidance
+    # class-conditional models only: the label dropout of classifier-free guidance
+    p_uncond: float = 0.1
 
     def __post_init__(self) -> None:
         for name in (
@@ -186,7 +195,7 @@ class TrainState:
         return tensors, info
 
     def load_state_dict(self, tensors: dict[str, Tensor], info: dict) -> None:
-        """Restore a state that `state_dict` wrote (a checkpoint's tensors and sidecar)."""
+        """Restore a state that `state_dict` wrote (a checkpoint's tensors, sidecar)."""
         self.model.load_state_dict(_strip(tensors, "model."))
         self.ema.load_state_dict(_strip(tensors, "ema."))
         moments = _unflatten_optimizer(tensors, info["optimizer_param_groups"])
@@ -206,7 +215,10 @@ def _strip(tensors: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
 
 
 def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.AdamW:
-    """AdamW, fused: one kernel for all parameters, and its step count never read on the host (CUDA and CPU)."""
+    """AdamW, fused (CUDA and CPU): one kernel for all parameters.
+
+    Its step count is never read on the host.
+    """
     return torch.optim.AdamW(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True
     )
@@ -215,8 +227,9 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.A
 def _match_parameter_layout(optimizer: torch.optim.Optimizer) -> None:
     """Give each loaded moment tensor its parameter's memory layout.
 
-    Checkpoints store tensors contiguous; a channels-last parameter's moments must be channels-last
-    again, because the fused AdamW kernel walks parameter, gradient and moments as flat memory.
+    Checkpoints store tensors contiguous; a channels-last parameter's moments must be
+    channels-last again, because the fused AdamW kernel walks parameter, gradient and
+    moments as flat memory.
     """
     for group in optimizer.param_groups:
         for p in group["params"]:
@@ -282,7 +295,7 @@ def train_step(
     config: TrainConfig,
     forward: Callable | None = None,
 ) -> Tensor:
-    """One optimizer step on batch, then the EMA update; returns the loss, on the device.
+    """One optimizer step on batch, then the EMA update; returns the loss (on device).
 
     forward: the network as called (torch.compile'd, say); state.model by default.
     Nothing here reads a device value on the host, so on a GPU the host runs ahead.
@@ -425,7 +438,10 @@ def train(
 def prune_checkpoints(
     out_dir: str | Path, keep: int, keep_step: int | None = None
 ) -> list[Path]:
-    """Delete all but the newest `keep` complete checkpoints (and never the one at keep_step); return the deleted stems."""
+    """Delete all but the newest `keep` complete checkpoints; return the deleted stems.
+
+    The one at keep_step is never deleted.
+    """
     stems = sorted(p.with_suffix("") for p in Path(out_dir).glob("checkpoint-*.json"))
     doomed = (
         [s for s in stems[:-keep] if s.name != f"checkpoint-{keep_step:07d}"]

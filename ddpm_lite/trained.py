@@ -1,7 +1,8 @@
-"""A trained U-Net from a training checkpoint, with the noise schedule it was trained on.
+"""A trained U-Net from a training checkpoint, with the schedule it was trained on.
 
-Loading imports no training code: the checkpoint's sidecar holds the U-Net's config and the
-schedule's name and T, and its weights are the EMA's ("ema.") or the raw model's ("model.").
+Loading imports no training code: the checkpoint's sidecar holds the U-Net's config and
+the schedule's name and T, and its weights are the EMA's ("ema.") or the raw model's
+("model.").
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ class TrainedModel(NamedTuple):
 def load_trained(
     path_stem: str | Path, use_ema: bool = True, device: str | torch.device = "cpu"
 ) -> TrainedModel:
-    """A U-Net from a training checkpoint (EMA weights by default), checksum verified, with
-    its noise schedule."""
+    """A U-Net from a training checkpoint (EMA weights by default), with its schedule.
+
+    The weights are checksum verified.
+    """
     prefix = "ema." if use_ema else "model."
     model, info = load_module(
         path_stem, UNet, UNetConfig, "unet_config", device, prefix
@@ -41,5 +44,8 @@ def load_trained(
 def load_model(
     path_stem: str | Path, use_ema: bool = True, device: str | torch.device = "cpu"
 ) -> UNet:
-    """A U-Net from a checkpoint (EMA weights by default), checksum verified, in eval mode."""
+    """A U-Net in eval mode from a checkpoint (EMA weights by default).
+
+    The weights are checksum verified.
+    """
     return load_trained(path_stem, use_ema, device).model
