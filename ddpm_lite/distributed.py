@@ -1,11 +1,11 @@
-"""Data-parallel training across processes, with PyTorch's own engine (torchrun + DDP).
+"""Data-parallel training across processes, with PyTorch's engine (torchrun + DDP).
 
-`torchrun --nproc_per_node=N -m ddpm_lite train ...` starts N processes and tells each its
-rank and the world size through the environment; a plain `python -m ddpm_lite train` is a
-world of one, and nothing here changes it. Every rank draws the same global batch (the
-same seeded generator) and trains on its own slice of it, so N ranks of batch B / N take
-the steps one rank of batch B would: DDP averages their gradients. Rank 0 alone keeps the
-EMA, logs and writes checkpoints.
+`torchrun --nproc_per_node=N -m ddpm_lite train ...` starts N processes and tells each
+its rank and the world size through the environment; a plain `python -m ddpm_lite
+train` is a world of one, and nothing here changes it. Every rank draws the same global
+batch (the same seeded generator) and trains on its own slice of it, so N ranks of
+batch B / N take the steps one rank of batch B would: DDP averages their gradients.
+Rank 0 alone keeps the EMA, logs and writes checkpoints.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def per_rank_batch(batch_size: int, world: World) -> int:
 
 
 def my_slice(x: Tensor, world: World) -> Tensor:
-    """This rank's rows of a global batch (B, ...): rows rank * B/N to (rank + 1) * B/N."""
+    """This rank's rows of a global batch (B, ...): rank * B/N to (rank + 1) * B/N."""
     share = x.shape[0] // world.size
     return x[world.rank * share : (world.rank + 1) * share]
 
@@ -94,5 +94,6 @@ def check_same_data(data: Tensor, world: World) -> None:
     torch.distributed.all_gather(gathered, summary)
     rows = [g.tolist() for g in gathered]
     if any(r != rows[0] for r in rows):
-        described = ", ".join(f"rank {k}: {int(n)} images" for k, (n, _) in enumerate(rows))
+        sizes = [f"rank {k}: {int(n)} images" for k, (n, _) in enumerate(rows)]
+        described = ", ".join(sizes)
         raise ValueError(f"the ranks hold different training data ({described})")

@@ -1,17 +1,19 @@
-"""Fast solvers of the probability-flow ODE: DPM-Solver++ (multistep) and Heun's method.
+"""Fast solvers of the probability-flow ODE: DPM-Solver++ (multistep) and Heun's.
 
-Both run on any eps_model (the guidance wrappers too) at the trained time steps, and both
-are deterministic: randomness enters only through x_T.
+Both run on any eps_model (the guidance wrappers too) at the trained time steps, and
+both are deterministic: randomness enters only through x_T.
 
 DPM-Solver++ (Lu et al. 2022) writes the ODE in the log-SNR
-lambda_t = log(alpha_t / sigma_t), alpha_t = sqrt(alpha_bar_t), sigma_t = sqrt(1 - alpha_bar_t),
-where its exact solution from t to s < t is (variation of constants)
-    x_s = (sigma_s / sigma_t) x_t + sigma_s * integral_{lambda_t}^{lambda_s} e^lambda x0(lambda) dlambda,
+lambda_t = log(alpha_t / std_t), with alpha_t = sqrt(alpha_bar_t) and
+std_t = sqrt(1 - alpha_bar_t) the scales of x0 and of the noise in x_t. Its exact
+solution from t to s < t is (variation of constants)
+    x_s = (std_s / std_t) x_t + std_s * integral_{lambda_t}^{lambda_s} e^lambda x0 dl
 so only x0's path needs approximating: held constant, it gives DDIM (order 1); a line
 through the last two predictions gives 2M; a parabola through three, 3M.
 
 Heun's method solves the same ODE in EDM's coordinates (Karras et al. 2022):
-x_bar = x / sqrt(alpha_bar), sigma = sqrt((1 - alpha_bar) / alpha_bar), d x_bar / d sigma = eps.
+x_bar = x / sqrt(alpha_bar), sigma = sqrt((1 - alpha_bar) / alpha_bar),
+d x_bar / d sigma = eps.
 Book: eq. pf-ode-sigma
 """
 
@@ -73,11 +75,11 @@ def solver_timesteps(
     return steps
 
 
-def _alpha_sigma_lambda(alpha_bar: float) -> tuple[float, float, float]:
-    if alpha_bar >= 1.0:  # the data: sigma = 0, lambda = +inf
+def _alpha_std_lambda(alpha_bar: float) -> tuple[float, float, float]:
+    if alpha_bar >= 1.0:  # the data: std = 0, lambda = +inf
         return 1.0, 0.0, math.inf
-    alpha, sigma = math.sqrt(alpha_bar), math.sqrt(1 - alpha_bar)
-    return alpha, sigma, math.log(alpha / sigma)
+    alpha, std = math.sqrt(alpha_bar), math.sqrt(1 - alpha_bar)
+    return alpha, std, math.log(alpha / std)
 
 
 def dpm_solver_update(
@@ -92,15 +94,15 @@ def dpm_solver_update(
     x0_preds: the data predictions at t and at the previous steps, newest first;
     lambdas: the log-SNR where each was made (lambdas[0] = lambda_t). With h = lambda_s
     - lambda_t, r_k = (lambda_{k-1} - lambda_k) / h and D the step's estimate of x0:
-        x_s = (sigma_s / sigma_t) x_t - alpha_s (e^-h - 1) D
+        x_s = (std_s / std_t) x_t - alpha_s (e^-h - 1) D
     order 1: D = x0_t (DDIM); order 2: D = x0_t + (x0_t - x0_prev) / (2 r_1);
     order 3 adds a second difference (Lu et al. 2022, Algorithm 2's 3M). To the data
     (alpha_bar_s = 1) the step is x0_t itself, and only order 1 is defined there.
     """
     order = len(x0_preds)
-    _, sigma_t, lambda_t = _alpha_sigma_lambda(alpha_bar_t)
-    alpha_s, sigma_s, lambda_s = _alpha_sigma_lambda(alpha_bar_s)
-    if sigma_s == 0.0:
+    _, std_t, lambda_t = _alpha_std_lambda(alpha_bar_t)
+    alpha_s, std_s, lambda_s = _alpha_std_lambda(alpha_bar_s)
+    if std_s == 0.0:
         if order != 1:
             raise ValueError("the step to the data (alpha_bar_s = 1) has order 1 only")
         return x0_preds[0]
@@ -108,11 +110,11 @@ def dpm_solver_update(
     phi_1 = math.expm1(-h)  # e^-h - 1, accurate for small h
     m0 = x0_preds[0]
     if order == 1:
-        return (sigma_s / sigma_t) * xt - alpha_s * phi_1 * m0
+        return (std_s / std_t) * xt - alpha_s * phi_1 * m0
     r0 = (lambda_t - lambdas[1]) / h
     d1_0 = (m0 - x0_preds[1]) / r0
     if order == 2:
-        return (sigma_s / sigma_t) * xt - alpha_s * phi_1 * (m0 + 0.5 * d1_0)
+        return (std_s / std_t) * xt - alpha_s * phi_1 * (m0 + 0.5 * d1_0)
     r1 = (lambdas[1] - lambdas[2]) / h
     d1_1 = (x0_preds[1] - x0_preds[2]) / r1
     d1 = d1_0 + r0 / (r0 + r1) * (d1_0 - d1_1)
@@ -120,7 +122,7 @@ def dpm_solver_update(
     phi_2 = phi_1 / h + 1
     phi_3 = phi_2 / h - 0.5
     return (
-        (sigma_s / sigma_t) * xt
+        (std_s / std_t) * xt
         - alpha_s * phi_1 * m0
         + alpha_s * phi_2 * d1
         - alpha_s * phi_3 * d2
@@ -174,7 +176,7 @@ def dpm_solver_trajectory_from(
     for k, (t, s) in enumerate(zip(steps, steps[1:] + [-1])):
         _, x0_pred = _predict(eps_model, schedule, xt, t, clip_denoised)
         x0_preds = [x0_pred, *x0_preds][:order]
-        lambdas = [_alpha_sigma_lambda(alpha_bars[t])[2], *lambdas][:order]
+        lambdas = [_alpha_std_lambda(alpha_bars[t])[2], *lambdas][:order]
         used = 1 if s == -1 else min(order, k + 1)
         xt = dpm_solver_update(
             xt, alpha_bars[t], alpha_bars[s], x0_preds[:used], lambdas[:used]
@@ -214,15 +216,15 @@ def dpm_solver_trajectory(
 
 
 def heun_update(
-    x_bar: Tensor, sigma_t: float, sigma_s: float, eps_t: Tensor, eps_s: Tensor | None
+    x_bar: Tensor, sigma: float, sigma_next: float, eps_t: Tensor, eps_s: Tensor | None
 ) -> Tensor:
-    """One step of d x_bar / d sigma = eps from sigma_t to sigma_s: Heun's (the mean of
+    """One step of d x_bar / d sigma = eps from sigma to sigma_next: Heun's (the mean of
     the slopes at both ends) when eps_s, the slope at the Euler point, is given; else
-    Euler's, x_bar + (sigma_s - sigma_t) eps_t (DDIM with eta = 0).
+    Euler's, x_bar + (sigma_next - sigma) eps_t (DDIM with eta = 0).
     Book: eq. pf-ode-sigma
     """
     slope = eps_t if eps_s is None else 0.5 * (eps_t + eps_s)
-    return x_bar + (sigma_s - sigma_t) * slope
+    return x_bar + (sigma_next - sigma) * slope
 
 
 def heun_trajectory_from(
@@ -243,16 +245,16 @@ def heun_trajectory_from(
     alpha_bars = _host_alpha_bars(schedule)
     yield SamplerState(steps[0], xt, None)
     for t, s in zip(steps, steps[1:] + [-1]):
-        sigma_t = math.sqrt((1 - alpha_bars[t]) / alpha_bars[t])
-        sigma_s = math.sqrt((1 - alpha_bars[s]) / alpha_bars[s])
+        sigma = math.sqrt((1 - alpha_bars[t]) / alpha_bars[t])
+        sigma_next = math.sqrt((1 - alpha_bars[s]) / alpha_bars[s])
         eps_t, x0_pred = _predict(eps_model, schedule, xt, t, clip_denoised)
         x_bar = xt / math.sqrt(alpha_bars[t])
         eps_s = None
         if s >= 0:
-            x_euler = heun_update(x_bar, sigma_t, sigma_s, eps_t, None)
+            x_euler = heun_update(x_bar, sigma, sigma_next, eps_t, None)
             x_s = x_euler * math.sqrt(alpha_bars[s])
             eps_s, _ = _predict(eps_model, schedule, x_s, s, clip_denoised)
-        xt = heun_update(x_bar, sigma_t, sigma_s, eps_t, eps_s) * math.sqrt(
+        xt = heun_update(x_bar, sigma, sigma_next, eps_t, eps_s) * math.sqrt(
             alpha_bars[s]
         )
         yield SamplerState(s, xt, x0_pred)
