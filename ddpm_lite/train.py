@@ -27,28 +27,55 @@ from . import _validate as v
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .devices import DEVICES, describe_device, resolve_device
 from .diffusion import EpsModel, forward_marginal, loss_simple
+from .distributed import (
+    SINGLE,
+    World,
+    check_same_data,
+    join_world,
+    leave_world,
+    local_device,
+    mean_across,
+    my_slice,
+    per_rank_batch,
+)
 from .guidance import drop_labels
 from .schedules import SCHEDULE_KINDS, NoiseSchedule, gather, make_betas
 from .unet import UNet, UNetConfig
 
 
-def training_loss(
-    eps_model: EpsModel, schedule: NoiseSchedule, x0: Tensor, generator: torch.Generator
-) -> Tensor:
-    """L_simple averaged over a batch, a scalar.
-
-    t ~ Uniform{0, ..., T-1} independently per example, eps ~ N(0, I),
-    x_t = forward_marginal(x0, eps, alpha_bar_t),
-    loss = mean (eps - eps_theta(x_t, t))^2.
-    Book: eq. loss-simple
-    """
+def draw_t_eps(
+    schedule: NoiseSchedule, x0: Tensor, generator: torch.Generator
+) -> tuple[Tensor, Tensor]:
+    """t ~ Uniform{0, ..., T-1} independently per example, and eps ~ N(0, I) like x0."""
     t = torch.randint(
         0, schedule.T, (x0.shape[0],), generator=generator, device=x0.device
     )
     eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+    return t, eps
+
+
+def simple_loss_at(
+    eps_model: EpsModel, schedule: NoiseSchedule, x0: Tensor, t: Tensor, eps: Tensor
+) -> Tensor:
+    """L_simple averaged over a batch at the given t and eps, a scalar:
+    x_t = forward_marginal(x0, eps, alpha_bar_t),
+    loss = mean (eps - eps_theta(x_t, t))^2.
+
+    Book: eq. loss-simple
+    """
     xt = forward_marginal(x0, eps, gather(schedule.alpha_bars, t, x0))
     # Under autocast eps_theta comes back in bf16; the loss is taken in x0's dtype.
     return loss_simple(eps, eps_model(xt, t).to(eps.dtype)).mean()
+
+
+def training_loss(
+    eps_model: EpsModel, schedule: NoiseSchedule, x0: Tensor, generator: torch.Generator
+) -> Tensor:
+    """L_simple averaged over a batch, a scalar, at t and eps drawn from generator.
+
+    Book: eq. loss-simple
+    """
+    return simple_loss_at(eps_model, schedule, x0, *draw_t_eps(schedule, x0, generator))
 
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -134,10 +161,17 @@ class TrainResult(NamedTuple):
 
 
 class Batch(NamedTuple):
+    """A training batch: images, labels (some dropped to the "no label" token; None for
+    an unconditional model), and the t and eps each image is noised with."""
+
     x0: Tensor  # (B, C, H, W) in [-1, 1]
-    y: (
-        Tensor | None
-    )  # (B,) labels, some replaced by the "no label" token; None: unconditional
+    y: Tensor | None  # (B,)
+    t: Tensor  # (B,) long
+    eps: Tensor  # like x0
+
+    def share(self, world: World) -> Batch:
+        """This rank's slice of a global batch."""
+        return Batch(*(None if f is None else my_slice(f, world) for f in self))
 
 
 @dataclass
@@ -274,18 +308,19 @@ def draw_batch(
     labels: Tensor | None,
     config: TrainConfig,
     generator: torch.Generator,
+    schedule: NoiseSchedule,
     null_label: int | None,
 ) -> Batch:
-    """A random batch of config.batch_size images (with replacement), and their labels,
-    each dropped to null_label with probability config.p_uncond."""
+    """A random global batch of config.batch_size images (with replacement), their
+    labels (each dropped to null_label with probability config.p_uncond), t and eps."""
     index = torch.randint(
         0, data.shape[0], (config.batch_size,), generator=generator, device=data.device
     )
-    if labels is None:
-        return Batch(data[index], None)
-    return Batch(
-        data[index], drop_labels(labels[index], config.p_uncond, null_label, generator)
-    )
+    x0 = data[index]
+    y = None
+    if labels is not None:
+        y = drop_labels(labels[index], config.p_uncond, null_label, generator)
+    return Batch(x0, y, *draw_t_eps(schedule, x0, generator))
 
 
 def train_step(
@@ -294,11 +329,14 @@ def train_step(
     schedule: NoiseSchedule,
     config: TrainConfig,
     forward: Callable | None = None,
+    world: World = SINGLE,
 ) -> Tensor:
-    """One optimizer step on batch, then the EMA update; returns the loss (on device).
+    """One optimizer step on batch, then the EMA update (rank 0's); returns the loss,
+    still on the device.
 
-    forward: the network as called (torch.compile'd, say); state.model by default.
-    Nothing here reads a device value on the host, so on a GPU the host runs ahead.
+    forward: the network as called (torch.compile'd, or DDP's wrapper, which averages
+    the ranks' gradients); state.model by default. Nothing here reads a device value on
+    the host, so on a GPU the host runs ahead.
     """
     forward = state.model if forward is None else forward
     eps_model = forward if batch.y is None else lambda xt, t: forward(xt, t, batch.y)
@@ -307,16 +345,17 @@ def train_step(
         config.precision == "auto" and device_type == "cuda"
     )
     with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
-        loss = training_loss(eps_model, schedule, batch.x0, state.generator)
+        loss = simple_loss_at(eps_model, schedule, batch.x0, batch.t, batch.eps)
     state.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(state.model.parameters(), config.grad_clip)
     state.optimizer.step()
     state.lr_schedule.step()
-    weight = 1 - ema_decay_at(state.step, config.ema_decay)
-    with torch.no_grad():
-        ema, model = list(state.ema.parameters()), list(state.model.parameters())
-        torch._foreach_lerp_(ema, model, weight)
+    if world.main:
+        weight = 1 - ema_decay_at(state.step, config.ema_decay)
+        with torch.no_grad():
+            ema, model = list(state.ema.parameters()), list(state.model.parameters())
+            torch._foreach_lerp_(ema, model, weight)
     state.step += 1
     return loss.detach().clone()  # clone: see fit.fit
 
@@ -368,6 +407,16 @@ def _use_fast_cuda_kernels() -> None:
     torch.backends.cudnn.benchmark = True
 
 
+def _network(state: TrainState, config: TrainConfig, world: World) -> Callable:
+    """The network as called: DDP's wrapper across ranks, compiled if asked."""
+    forward = state.model
+    if world.size > 1:
+        device = next(state.model.parameters()).device
+        ids = [device.index] if device.type == "cuda" else None
+        forward = torch.nn.parallel.DistributedDataParallel(forward, device_ids=ids)
+    return torch.compile(forward) if config.compile else forward
+
+
 def train(
     unet_config: UNetConfig,
     config: TrainConfig,
@@ -386,53 +435,87 @@ def train(
     network learns eps(x_t, t, y) and eps(x_t, t) for classifier-free guidance.
     With resume=True, continues from the newest complete checkpoint in out_dir.
     `command` (the command line that started the run) is recorded in every sidecar.
+    Under torchrun each rank trains on its slice of every global batch (`distributed`).
     """
     _check_labels(unet_config, images, labels)
-    device = resolve_device(config.device)
-    if device.type == "cuda":
-        _use_fast_cuda_kernels()
-    fmt = torch.channels_last if config.channels_last else torch.contiguous_format
-    data = images.to(device).contiguous(memory_format=fmt)  # all of it on the device
-    data_labels = None if labels is None else labels.to(device)
-    schedule = NoiseSchedule(make_betas(config.schedule, config.T))
-    schedule = schedule.to(device, torch.float32)
-    state = TrainState.create(unet_config, config, device)
-    checkpoint = latest_checkpoint(Path(out_dir)) if resume else None
-    seconds_before = 0.0
-    if checkpoint is not None:
-        tensors, info = load_checkpoint(checkpoint, device)
-        state.load_state_dict(tensors, info)
-        seconds_before = info.get("wall_seconds_total", 0.0)
-    forward = torch.compile(state.model) if config.compile else state.model
-    # the code this process runs, read once: not whatever is checked out at a later save
-    run = {"data": {"images": data.shape[0], "note": data_note}, "command": command}
-    run["code_version"] = _code_version()
-    began, start, pending = time.perf_counter(), state.step, []
-    bar = tqdm(
-        range(start, config.steps),
-        initial=start,
-        total=config.steps,
-        disable=not progress,
-        unit="step",
-    )
-    for _ in bar:
-        batch = draw_batch(
-            data, data_labels, config, state.generator, unet_config.num_classes
+    world = join_world(resolve_device(config.device))
+    try:
+        run = _Run(unet_config, config, Path(out_dir), world, data_note, command)
+        return run.train(images, labels, resume, progress)
+    finally:
+        leave_world(world)
+
+
+class _Run:
+    """One call of train(): the data and state on the device, and the loop."""
+
+    def __init__(self, unet_config, config, out_dir, world, data_note, command):
+        self.unet_config, self.config, self.out_dir, self.world = (
+            unet_config, config, out_dir, world,
+        )  # fmt: skip
+        self.device = local_device(resolve_device(config.device), world)
+        # the code this process runs, read once: not what is checked out at a later save
+        self.record = {"command": command, "code_version": _code_version()}
+        self.record.update(world_size=world.size, data_note=data_note)
+        self.record["batch_per_rank"] = per_rank_batch(config.batch_size, world)
+
+    def train(self, images, labels, resume, progress) -> TrainResult:
+        config, world = self.config, self.world
+        if self.device.type == "cuda":
+            _use_fast_cuda_kernels()
+        fmt = torch.channels_last if config.channels_last else torch.contiguous_format
+        data = images.to(self.device).contiguous(memory_format=fmt)  # all on the device
+        check_same_data(data, world)
+        data_labels = None if labels is None else labels.to(self.device)
+        schedule = NoiseSchedule(make_betas(config.schedule, config.T))
+        schedule = schedule.to(self.device, torch.float32)
+        state = TrainState.create(self.unet_config, config, self.device)
+        checkpoint, self.seconds_before = self.resume(state) if resume else (None, 0.0)
+        forward = _network(state, config, world)
+        began, start, pending = time.perf_counter(), state.step, []
+        steps = range(start, config.steps)
+        show = progress and world.main
+        bar = tqdm(
+            steps, initial=start, total=config.steps, disable=not show, unit="step"
         )
-        pending.append(train_step(state, batch, schedule, config, forward))
-        if state.step % config.checkpoint_every == 0 or state.step == config.steps:
-            # losses stay on the device until a checkpoint: no per-step host sync
-            state.losses.extend(torch.stack(pending).float().cpu().tolist())
-            pending.clear()
-            elapsed = time.perf_counter() - began
-            rate = (state.step - start) * config.batch_size / elapsed
-            bar.set_postfix(loss=f"{state.losses[-1]:.4f}", img_per_s=f"{rate:.0f}")
-            run["wall_seconds_this_run"] = round(elapsed, 2)
-            run["wall_seconds_total"] = round(seconds_before + elapsed, 2)
-            checkpoint = save_state(Path(out_dir), state, unet_config, config, run)
-            prune_checkpoints(out_dir, config.keep_checkpoints, keep_step=config.steps)
-    seconds = time.perf_counter() - began
-    return TrainResult(state.model, state.ema, state.losses, checkpoint, seconds)
+        null = self.unet_config.num_classes
+        for _ in bar:
+            batch = draw_batch(
+                data, data_labels, config, state.generator, schedule, null
+            )
+            pending.append(
+                train_step(state, batch.share(world), schedule, config, forward, world)
+            )
+            if state.step % config.checkpoint_every == 0 or state.step == config.steps:
+                # losses stay on the device until a checkpoint: no per-step host sync
+                losses = mean_across(torch.stack(pending).float(), world)
+                state.losses.extend(losses.cpu().tolist())
+                pending.clear()
+                elapsed = time.perf_counter() - began
+                rate = (state.step - start) * config.batch_size / elapsed
+                bar.set_postfix(loss=f"{state.losses[-1]:.4f}", img_per_s=f"{rate:.0f}")
+                if world.main:
+                    checkpoint = self.save(state, data.shape[0], elapsed)
+        seconds = time.perf_counter() - began
+        return TrainResult(state.model, state.ema, state.losses, checkpoint, seconds)
+
+    def resume(self, state: TrainState) -> tuple[Path | None, float]:
+        """Load out_dir's newest checkpoint into state: (its stem, its wall time)."""
+        checkpoint = latest_checkpoint(self.out_dir)
+        if checkpoint is None:
+            return None, 0.0
+        tensors, info = load_checkpoint(checkpoint, self.device)
+        state.load_state_dict(tensors, info)
+        return checkpoint, info.get("wall_seconds_total", 0.0)
+
+    def save(self, state: TrainState, images: int, elapsed: float) -> Path:
+        record = dict(self.record)
+        record["data"] = {"images": images, "note": record.pop("data_note")}
+        record["wall_seconds_this_run"] = round(elapsed, 2)
+        record["wall_seconds_total"] = round(self.seconds_before + elapsed, 2)
+        stem = save_state(self.out_dir, state, self.unet_config, self.config, record)
+        prune_checkpoints(self.out_dir, self.config.keep_checkpoints, self.config.steps)
+        return stem
 
 
 def prune_checkpoints(

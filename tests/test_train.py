@@ -407,7 +407,12 @@ def test_a_training_step_reads_nothing_on_the_host(
     request.getfixturevalue("no_host_sync")
     for _ in range(2):
         batch = draw_batch(
-            images, data_labels, config, state.generator, unet_config.num_classes
+            images,
+            data_labels,
+            config,
+            state.generator,
+            schedule,
+            unet_config.num_classes,
         )
         loss = train_step(state, batch, schedule, config)
     assert state.step == 2
