@@ -12,6 +12,8 @@ from pathlib import Path
 
 import torch
 
+from .schedules import SCHEDULE_KINDS
+
 DEFAULT_DATA = Path(
     os.environ.get(
         "DDPM_LITE_MNIST_DIR", Path.home() / ".cache" / "ddpm_lite" / "mnist"
@@ -109,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the newest N checkpoints, plus the final one (default 3)",
     )
     train.add_argument(
-        "--schedule", help="the beta schedule: linear, cosine, quadratic or sigmoid"
+        "--schedule", help="the beta schedule: one of " + ", ".join(SCHEDULE_KINDS)
     )
     train.add_argument("--seed", type=int)
     train.add_argument("--device", help="auto, cpu or cuda")
@@ -157,12 +159,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sample.add_argument("--out", type=Path, default=Path("samples.png"))
     sample.add_argument("--n", type=_positive_int, default=64)
-    sample.add_argument("--sampler", choices=("ddim", "ddpm"), default="ddim")
+    sample.add_argument(
+        "--sampler",
+        choices=("ddpm", "ddim", "dpm-solver++", "heun"),
+        default="ddim",
+        help="ddim (default), dpm-solver++ (2M on log-SNR steps), heun (Karras et "
+        "al.'s steps) or ddpm (the T-step ancestral sampler)",
+    )
     sample.add_argument(
         "--steps",
         type=_positive_int,
         default=50,
-        help="DDIM steps (DDPM always takes T)",
+        help="solver steps (default 50): the network is called that many times for "
+        "ddim and dpm-solver++, 2 * steps - 1 times for heun; ddpm always takes T",
     )
     sample.add_argument(
         "--eta",
@@ -346,7 +355,8 @@ def run_sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Non
     from .data import to_pixels
     from .guidance import classifier_free_guidance
     from .plotting import tile_digits
-    from .sampling import ddim_trajectory, ddpm_trajectory, final_sample
+    from .sampling import final_sample
+    from .solvers import sampler_trajectory
 
     device = _device(args, parser)
     model, schedule = _load_model(args, parser, device)
@@ -375,14 +385,14 @@ def run_sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Non
     c = model.config
     shape = (args.n, c.in_channels, c.image_size, c.image_size)
     clip = not args.no_clip
-    with torch.no_grad():
-        if args.sampler == "ddim":
-            run = ddim_trajectory(
-                eps_model, schedule, shape, g, args.steps, args.eta, clip_denoised=clip
-            )
-        else:
-            run = ddpm_trajectory(eps_model, schedule, shape, g, clip_denoised=clip)
-        sample = final_sample(run)
+    run = sampler_trajectory(
+        args.sampler, eps_model, schedule, shape, g, args.steps, args.eta, clip
+    )
+    try:
+        with torch.no_grad():
+            sample = final_sample(run)
+    except ValueError as err:  # e.g. more steps than the solver's spacing has
+        parser.error(f"--steps: {err}")
     grid = tile_digits(sample, cols=math.ceil(math.sqrt(args.n)))
     pixels = to_pixels(torch.from_numpy(grid)).numpy()
     plt.imsave(args.out, pixels, cmap="gray", vmin=0, vmax=255)

@@ -25,6 +25,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from . import _validate as v
 from ._io import atomic_write, file_hash
 
 ENV_VAR = "DDPM_LITE_MNIST_DIR"
@@ -204,8 +205,7 @@ def load_mnist(
     and a directory given, missing files are downloaded first; if that fails (offline),
     the shipped subset is used, with a warning.
     """
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    v.choice("split", split, SPLITS)
     given = root if root is not None else os.environ.get(ENV_VAR)
     if given is not None:
         if download:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from . import _validate as v
 from .train import TrainConfig
 from .unet import UNetConfig
 
@@ -72,6 +73,5 @@ PRESETS: dict[str, Preset] = {
 
 
 def get_preset(name: str) -> Preset:
-    if name not in PRESETS:
-        raise ValueError(f"preset must be one of {tuple(PRESETS)}, got {name!r}")
+    v.choice("preset", name, tuple(PRESETS))
     return PRESETS[name]

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field, fields
 import torch
 from torch import Tensor
 
+from . import _validate as v
+
 # The kinds of schedule and the defaults of each; make_betas rejects any other keyword.
 _DEFAULT_PARAMS = {
     "linear": {"beta_start": 1e-4, "beta_end": 0.02},  # Ho et al. 2020
@@ -42,8 +44,7 @@ def make_betas(kind: str, T: int, **params: float) -> Tensor:
 
     Book: eq. beta-schedules
     """
-    if kind not in SCHEDULE_KINDS:
-        raise ValueError(f"kind must be one of {SCHEDULE_KINDS}, got {kind!r}")
+    v.choice("kind", kind, SCHEDULE_KINDS)
     if isinstance(T, bool) or not isinstance(T, int):
         raise TypeError(f"T must be an int, got {type(T).__name__}")
     if T < 1:

@@ -309,7 +309,7 @@ def render_interpolation_frames(
     for lam, row in zip(lams, decoded):
         for image, x in zip(shown[1:-1], row):
             image.set_data(x[0].clamp(-1, 1).float().numpy())
-        axes[1].set_title(f"λ = {lam:.2f}", loc="left")
+        axes[1].set_title(f"ω = {lam:.2f}", loc="left")
         fig.suptitle(title)
         frames.append(png_of(fig))
     plt.close(fig)
@@ -328,7 +328,7 @@ def interpolation_explorer(
         for label, decoded in decoded_by_t.items()
     ]
     return scrubber(
-        frames, [round(float(lam), 2) for lam in lams], "λ", list(decoded_by_t), "t"
+        frames, [round(float(lam), 2) for lam in lams], "ω", list(decoded_by_t), "t"
     )
 
 

@@ -142,6 +142,22 @@ def test_help_exits_cleanly(command, capsys):
             "argument --batch-size: must be a positive integer, got 0",
         ),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
+        (
+            [
+                "sample",
+                "--pretrained",
+                "mnist",
+                "--sampler",
+                "dpm-solver++",
+                "--steps",
+                "300",
+            ],
+            "--steps: num_steps=300 with spacing 'logsnr' rounds to only",
+        ),
+        (
+            ["sample", "--pretrained", "mnist", "--sampler", "euler"],
+            "invalid choice: 'euler'",
+        ),
     ],
 )
 def test_bad_arguments_exit_2_with_a_message(args, message, capsys):
@@ -313,3 +329,12 @@ def test_the_console_script_is_the_same_command():
         [str(script), "sample", "--help"], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0 and "--pretrained" in result.stdout
+
+
+@pytest.mark.parametrize("sampler", ["dpm-solver++", "heun"])
+def test_the_fast_solvers_sample_digits_from_the_command_line(sampler, tmp_path):
+    out = tmp_path / "s.png"
+    main(["sample", "--pretrained", "mnist", "--sampler", sampler, "--steps", "6",
+          "--n", "4", "--out", str(out)])  # fmt: skip
+    digit = read_png(out)[:28, :28, 0]
+    assert (digit > 0.9).mean() > 0.03 and (digit < 0.1).mean() > 0.5
