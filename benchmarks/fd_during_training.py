@@ -22,7 +22,7 @@ import torch
 from hardware import describe
 from sample_quality import draw
 
-from ddpm_lite._io import atomic_write
+from ddpm_lite.files import atomic_write
 from ddpm_lite.checkpoint import checkpoint_files, sha256_of
 from ddpm_lite.classifier import load_classifier, predict
 from ddpm_lite.data import load_mnist, to_model_range

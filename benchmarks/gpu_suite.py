@@ -34,7 +34,7 @@ import torch
 from hardware import describe
 from train_throughput import training_flops_per_image
 
-from ddpm_lite._io import atomic_write
+from ddpm_lite.files import atomic_write
 from ddpm_lite.checkpoint import latest_checkpoint
 from ddpm_lite.classifier import load_classifier, predict
 from ddpm_lite.data import load_mnist, to_model_range

@@ -21,7 +21,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from ._io import atomic_write, file_hash
+from .files import atomic_write, file_hash
 
 
 class CheckpointError(ValueError):

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from . import _validate as v
-from ._io import atomic_write, file_hash
+from .files import atomic_write, file_hash
 
 ENV_VAR = "DDPM_LITE_MNIST_DIR"
 SPLITS = ("train", "test")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from ._io import atomic_write
+from .files import atomic_write
 from .unet import UNet
 
 MIN_HALF_ELEMENTS = 256

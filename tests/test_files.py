@@ -2,7 +2,7 @@ import hashlib
 
 import pytest
 
-from ddpm_lite._io import atomic_write, file_hash
+from ddpm_lite.files import atomic_write, file_hash
 
 
 def test_file_hash_matches_hashlib(tmp_path):
