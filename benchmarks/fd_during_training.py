@@ -22,10 +22,10 @@ import torch
 from hardware import describe
 from sample_quality import draw
 
-from ddpm_lite.files import atomic_write
 from ddpm_lite.checkpoint import checkpoint_files, sha256_of
 from ddpm_lite.classifier import load_classifier, predict
 from ddpm_lite.data import load_mnist, to_model_range
+from ddpm_lite.files import atomic_write
 from ddpm_lite.metrics import feature_stats, frechet_distance, inception_score
 from ddpm_lite.pretrained import pretrained_path
 from ddpm_lite.trained import load_trained

@@ -34,11 +34,11 @@ import torch
 from hardware import describe
 from train_throughput import training_flops_per_image
 
-from ddpm_lite.files import atomic_write
 from ddpm_lite.checkpoint import latest_checkpoint
 from ddpm_lite.classifier import load_classifier, predict
 from ddpm_lite.data import load_mnist, to_model_range
 from ddpm_lite.devices import resolve_device
+from ddpm_lite.files import atomic_write
 from ddpm_lite.metrics import feature_stats, frechet_distance
 from ddpm_lite.presets import get_preset
 from ddpm_lite.pretrained import load_pretrained

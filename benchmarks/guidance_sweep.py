@@ -25,10 +25,10 @@ import torch
 from hardware import describe
 from sample_quality import draw
 
-from ddpm_lite.files import atomic_write
 from ddpm_lite.checkpoint import checkpoint_files, sha256_of
 from ddpm_lite.classifier import load_classifier, predict
 from ddpm_lite.data import load_mnist, to_model_range
+from ddpm_lite.files import atomic_write
 from ddpm_lite.guidance import (
     classifier_free_guidance,
     classifier_grad,

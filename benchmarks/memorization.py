@@ -21,10 +21,10 @@ import torch
 from hardware import describe
 from sample_quality import draw
 
-from ddpm_lite.files import atomic_write
 from ddpm_lite.checkpoint import checkpoint_files, sha256_of
 from ddpm_lite.classifier import load_classifier, predict
 from ddpm_lite.data import load_mnist, to_model_range
+from ddpm_lite.files import atomic_write
 from ddpm_lite.pretrained import load_pretrained, pretrained_path
 
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95)

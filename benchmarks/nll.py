@@ -22,9 +22,9 @@ from pathlib import Path
 import torch
 from hardware import describe
 
-from ddpm_lite.files import atomic_write
 from ddpm_lite.checkpoint import checkpoint_files, sha256_of
 from ddpm_lite.data import load_mnist, to_model_range
+from ddpm_lite.files import atomic_write
 from ddpm_lite.likelihood import vlb_estimate, vlb_terms
 from ddpm_lite.pretrained import load_pretrained, pretrained_path
 

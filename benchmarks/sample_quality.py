@@ -23,11 +23,11 @@ from pathlib import Path
 import torch
 from hardware import describe
 
-from ddpm_lite.files import atomic_write
 from ddpm_lite.checkpoint import checkpoint_files, resolve_checkpoint, sha256_of
 from ddpm_lite.classifier import load_classifier, predict
 from ddpm_lite.data import load_mnist, to_model_range
 from ddpm_lite.devices import resolve_device
+from ddpm_lite.files import atomic_write
 from ddpm_lite.guidance import classifier_free_guidance
 from ddpm_lite.metrics import (
     class_histogram,

@@ -22,10 +22,10 @@ from pathlib import Path
 import torch
 from hardware import describe
 
-from ddpm_lite.files import atomic_write
 from ddpm_lite.checkpoint import sha256_of
 from ddpm_lite.classifier import load_classifier, predict
 from ddpm_lite.data import load_mnist, to_model_range
+from ddpm_lite.files import atomic_write
 from ddpm_lite.metrics import feature_stats, frechet_distance
 from ddpm_lite.pretrained import load_pretrained, pretrained_path
 from ddpm_lite.sampling import final_sample
