@@ -57,7 +57,9 @@ def solver_timesteps(
     alpha_bar = schedule.alpha_bars[: t_start + 1].double().cpu()
     if spacing == "logsnr":
         key = 0.5 * torch.log(alpha_bar / (1 - alpha_bar))
-        targets = torch.linspace(float(key[t_start]), float(key[0]), num_steps)
+        targets = torch.linspace(
+            float(key[t_start]), float(key[0]), num_steps, dtype=torch.float64
+        )
     else:
         key = torch.sqrt((1 - alpha_bar) / alpha_bar)
         lo, hi = (
