@@ -186,7 +186,7 @@ def test_the_javascript_sampler_mirrors_functions_that_exist():
 
     source = (ROOT / "_static" / "ddpm" / "sampler.mjs").read_text(encoding="utf-8")
     mirrored = re.findall(
-        r"^// (sampling|guidance|diffusion|interpolation)\.(\w+)",
+        r"^// (sampling|guidance|diffusion|interpolation|noise)\.(\w+)",
         source,
         flags=re.MULTILINE,
     )

@@ -73,8 +73,8 @@ function concat(a, b) {
 }
 
 // sampling.ddim_trajectory_from: yield x_t (at code index tStart), then the state after each of numSteps
-// steps, the last at t = -1. noise.randn(n) plays the role of the torch.Generator: one draw per step when
-// eta > 0, none otherwise.
+// steps, the last at t = -1. noise is a noise source, as in ddpm_lite.noise: noise.randn(n), one draw per
+// step when eta > 0, none otherwise.
 export async function* ddimTrajectoryFrom(epsModel, alphaBars, xt, tStart, noise, numSteps, eta, clipDenoised) {
   if (!(eta >= 0)) throw new RangeError(`eta must be >= 0, got ${eta}`);
   const steps = ddimTimesteps(tStart + 1, numSteps);
@@ -90,8 +90,9 @@ export async function* ddimTrajectoryFrom(epsModel, alphaBars, xt, tStart, noise
   }
 }
 
-// The browser's noise: a seeded generator of N(0, 1) draws (mulberry32 uniforms, Box-Muller). Not torch's
-// generator: seed s here and in Python give different digits; the agreement check replays Python's noise.
+// noise.GeneratorNoise's part in the browser: a seeded source of N(0, 1) draws (mulberry32 uniforms,
+// Box-Muller). Not torch's generator: one seed here and in Python gives different digits; the agreement
+// check replays Python's noise instead.
 export class SeededNormal {
   constructor(seed) {
     this.state = seed >>> 0;
@@ -115,7 +116,7 @@ export class SeededNormal {
   }
 }
 
-// Noise read back from a recorded Python run: x_T first, then one array per step.
+// noise.RecordedNoise: the draws of a recorded Python run, replayed in order (x_T first, then one per step).
 export class RecordedNoise {
   constructor(draws) {
     this.draws = draws;
