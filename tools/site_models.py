@@ -37,6 +37,8 @@ SOURCES = (
     "export.py",
     "unet.py",
     "sampling.py",
+    "diffusion.py",  # the kernels the sampler's steps call
+    "noise.py",  # the reference run's recorded noise
     "guidance.py",
     "schedules.py",
     "data.py",
