@@ -40,7 +40,7 @@ def make_betas(kind: str, T: int, **params: float) -> Tensor:
     quadratic: beta_t = (sqrt(beta_start) + (sqrt(beta_end) - sqrt(beta_start)) * u)^2
     sigmoid:   beta_t = beta_start + (beta_end - beta_start) * sigmoid(-6 + 12 u)
     cosine:    f(t) = cos((t/T + s) / (1 + s) * pi/2)^2,
-               beta_t = min(1 - f(t+1) / f(t), max_beta)
+               beta_t = min(1 - f(t+1) / f(t), max_beta)  (s: the book's delta)
 
     Book: eq. beta-schedules
     """
