@@ -103,6 +103,7 @@ DATA_FILES = [
     "guidance_sweep.json",
     "nll.json",
     "memorization.json",
+    "solver_sweep.json",
 ]
 
 

@@ -26,12 +26,17 @@ export function alphaBarAt(alphaBars, tPrev) {
 
 // sampling.ddim_update (Song et al. 2021, eq. 12; the book's eq. ddim-step):
 //   x0_pred  = (x_t - sqrt(1 - alpha_bar_t) * eps) / sqrt(alpha_bar_t)
-//   sigma_ts = eta * sqrt((1 - alpha_bar_prev) / (1 - alpha_bar_t)) * sqrt(1 - alpha_bar_t / alpha_bar_prev)
-//   x_prev   = sqrt(alpha_bar_prev) * x0_pred + sqrt(1 - alpha_bar_prev - sigma_ts^2) * eps + sigma_ts * noise
+//   sigma_ts = eta * sqrt((1 - alpha_bar_prev) / (1 - alpha_bar_t))
+//                  * sqrt(1 - alpha_bar_t / alpha_bar_prev)
+//   x_prev   = sqrt(alpha_bar_prev) * x0_pred
+//              + sqrt(1 - alpha_bar_prev - sigma_ts^2) * eps + sigma_ts * noise
 // With clipDenoised, x0_pred is clipped to [-1, 1] and eps recomputed from it.
-export function ddimUpdate(alphaBars, xt, t, alphaBarPrev, eps, eta, noise, clipDenoised) {
+export function ddimUpdate(
+  alphaBars, xt, t, alphaBarPrev, eps, eta, noise, clipDenoised,
+) {
   const alphaBar = alphaBars[t];
-  const sigmaTs = eta * Math.sqrt(((1 - alphaBarPrev) / (1 - alphaBar)) * (1 - alphaBar / alphaBarPrev));
+  const ratio = (1 - alphaBarPrev) / (1 - alphaBar);
+  const sigmaTs = eta * Math.sqrt(ratio * (1 - alphaBar / alphaBarPrev));
   const epsScale = Math.sqrt(Math.max(1 - alphaBarPrev - sigmaTs ** 2, 0));
   const xPrev = new Float32Array(xt.length);
   const x0Pred = new Float32Array(xt.length);
@@ -43,7 +48,8 @@ export function ddimUpdate(alphaBars, xt, t, alphaBarPrev, eps, eta, noise, clip
       e = (xt[i] - Math.sqrt(alphaBar) * x0) / Math.sqrt(1 - alphaBar);
     }
     x0Pred[i] = x0;
-    xPrev[i] = Math.sqrt(alphaBarPrev) * x0 + epsScale * e + (eta > 0 ? sigmaTs * noise[i] : 0);
+    const stepNoise = eta > 0 ? sigmaTs * noise[i] : 0;
+    xPrev[i] = Math.sqrt(alphaBarPrev) * x0 + epsScale * e + stepNoise;
   }
   return { xPrev, x0Pred };
 }
@@ -72,10 +78,12 @@ function concat(a, b) {
   return out;
 }
 
-// sampling.ddim_trajectory_from: yield x_t (at code index tStart), then the state after each of numSteps
-// steps, the last at t = -1. noise is a noise source, as in ddpm_lite.noise: noise.randn(n), one draw per
-// step when eta > 0, none otherwise.
-export async function* ddimTrajectoryFrom(epsModel, alphaBars, xt, tStart, noise, numSteps, eta, clipDenoised) {
+// sampling.ddim_trajectory_from: yield x_t (at code index tStart), then the state after
+// each of numSteps steps, the last at t = -1. noise is a noise source, as in
+// ddpm_lite.noise: noise.randn(n), one draw per step when eta > 0, none otherwise.
+export async function* ddimTrajectoryFrom(
+  epsModel, alphaBars, xt, tStart, noise, numSteps, eta, clipDenoised,
+) {
   if (!(eta >= 0)) throw new RangeError(`eta must be >= 0, got ${eta}`);
   const steps = ddimTimesteps(tStart + 1, numSteps);
   yield { t: steps[0], xt, x0Pred: null };
@@ -84,7 +92,8 @@ export async function* ddimTrajectoryFrom(epsModel, alphaBars, xt, tStart, noise
     const tPrev = k + 1 < steps.length ? steps[k + 1] : -1;
     const z = eta > 0 ? noise.randn(xt.length) : null;
     const eps = await epsModel(xt, t);
-    const out = ddimUpdate(alphaBars, xt, t, alphaBarAt(alphaBars, tPrev), eps, eta, z, clipDenoised);
+    const alphaBarPrev = alphaBarAt(alphaBars, tPrev);
+    const out = ddimUpdate(alphaBars, xt, t, alphaBarPrev, eps, eta, z, clipDenoised);
     xt = out.xPrev;
     yield { t: tPrev, xt, x0Pred: out.x0Pred };
   }
@@ -129,8 +138,9 @@ export class RecordedNoise {
   }
 }
 
-// interpolation.slerp: sin((1 - lam) theta) / sin(theta) a + sin(lam theta) / sin(theta) b for one example, theta
-// the angle between a and b as vectors; where theta is ~0 the weights tend to 1 - lam and lam (lerp).
+// interpolation.slerp: sin((1 - lam) theta) / sin(theta) a + sin(lam theta) / sin(theta) b
+// for one example, theta the angle between a and b as vectors; where theta is ~0 the
+// weights tend to 1 - lam and lam (lerp).
 export function slerp(a, b, lam) {
   let dot = 0, normA = 0, normB = 0;
   for (let i = 0; i < a.length; i++) {
