@@ -14,7 +14,7 @@ from torch import Tensor
 
 def sliced_wasserstein(
     x: Tensor, y: Tensor, n_projections: int, generator: torch.Generator
-) -> Tensor:
+) -> float:
     """Sliced 1-Wasserstein distance between two equal-size point sets x, y: (n, d).
 
     SW_1 = E_theta W_1(<x, theta>, <y, theta>) over random unit directions theta; in
@@ -33,7 +33,7 @@ def sliced_wasserstein(
     theta = theta / theta.norm(dim=0, keepdim=True)
     px, _ = torch.sort(x @ theta, dim=0)
     py, _ = torch.sort(y @ theta, dim=0)
-    return (px - py).abs().mean()
+    return (px - py).abs().mean().item()
 
 
 class FeatureStats(NamedTuple):

@@ -21,7 +21,7 @@ def test_in_one_dimension_it_is_the_wasserstein_distance():
     x = torch.randn(500, 1, generator=g, dtype=torch.float64)
     y = 0.5 + 2 * torch.randn(500, 1, generator=g, dtype=torch.float64)
     # every unit direction in 1-D is +-1, and W1 is symmetric under a sign flip
-    ours = sliced_wasserstein(x, y, 10, g).item()
+    ours = sliced_wasserstein(x, y, 10, g)
     assert ours == pytest.approx(
         stats.wasserstein_distance(x[:, 0].numpy(), y[:, 0].numpy()), rel=1e-12
     )
@@ -29,10 +29,7 @@ def test_in_one_dimension_it_is_the_wasserstein_distance():
 
 def test_zero_for_identical_sets():
     x = torch.randn(100, 3, generator=torch.Generator().manual_seed(1))
-    assert (
-        sliced_wasserstein(x, x.flip(0), 50, torch.Generator().manual_seed(2)).item()
-        == 0.0
-    )
+    assert sliced_wasserstein(x, x.flip(0), 50, torch.Generator().manual_seed(2)) == 0.0
 
 
 def test_shift_in_two_dimensions_gives_two_over_pi_times_its_length():
@@ -42,18 +39,23 @@ def test_shift_in_two_dimensions_gives_two_over_pi_times_its_length():
     g = torch.Generator().manual_seed(3)
     x = torch.randn(300, 2, generator=g, dtype=torch.float64)
     c = torch.tensor([3.0, 4.0], dtype=torch.float64)
-    ours = sliced_wasserstein(x, x + c, 20_000, g).item()
+    ours = sliced_wasserstein(x, x + c, 20_000, g)
     assert abs(ours - 2 * 5.0 / math.pi) < 5 * 5.0 * 0.0031
 
 
 class _RecordDraws(TorchFunctionMode):
-    """Inside the block, the device of every tensor torch.randn returns."""
+    """Inside the block, the device of every tensor torch.randn returns.
+
+    A meta tensor holds no value, so its Tensor.item() gives nan here, not an error.
+    """
 
     def __init__(self):
         super().__init__()
         self.devices = []
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func is torch.Tensor.item and args[0].is_meta:
+            return math.nan
         out = func(*args, **(kwargs or {}))
         if func is torch.randn:
             self.devices.append(out.device.type)
@@ -67,7 +69,7 @@ def test_directions_are_drawn_on_the_inputs_device():
     with _RecordDraws() as draws:
         distance = sliced_wasserstein(x, x, 4, torch.Generator())
     assert draws.devices == ["meta"]
-    assert distance.device.type == "meta"
+    assert isinstance(distance, float)
 
 
 def test_shape_mismatch_is_rejected():
