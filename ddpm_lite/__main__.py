@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from .objectives import OBJECTIVES
 from .schedules import SCHEDULE_KINDS
 
 DEFAULT_DATA = Path(
@@ -112,6 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--schedule", help="the beta schedule: one of " + ", ".join(SCHEDULE_KINDS)
+    )
+    train.add_argument(
+        "--objective",
+        help="what the network predicts: "
+        + ", ".join(OBJECTIVES)
+        + " (flow: flow matching's velocity on the straight path; default eps)",
     )
     train.add_argument("--seed", type=int)
     train.add_argument("--device", help="auto, cpu or cuda")
@@ -300,6 +307,7 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
                     "device",
                     "precision",
                     "p_uncond",
+                    "objective",
                 ),
             ),
             **({"compile": True} if args.compile else {}),

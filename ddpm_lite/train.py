@@ -26,7 +26,7 @@ from . import __version__
 from . import _validate as v
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .devices import DEVICES, describe_device, resolve_device
-from .diffusion import EpsModel, forward_marginal, loss_simple
+from .diffusion import EpsModel, loss_simple
 from .distributed import (
     SINGLE,
     World,
@@ -39,43 +39,68 @@ from .distributed import (
     per_rank_batch,
 )
 from .guidance import drop_labels
-from .schedules import SCHEDULE_KINDS, NoiseSchedule, gather, make_betas
+from .objectives import (
+    check_objective,
+    network_time,
+    path_coefficients,
+    target,
+)
+from .schedules import SCHEDULE_KINDS, NoiseSchedule, make_betas
 from .unet import UNet, UNetConfig
 
 
 def draw_t_eps(
-    schedule: NoiseSchedule, x0: Tensor, generator: torch.Generator
+    schedule: NoiseSchedule,
+    x0: Tensor,
+    generator: torch.Generator,
+    objective: str = "eps",
 ) -> tuple[Tensor, Tensor]:
-    """t ~ Uniform{0, ..., T-1} independently per example, and eps ~ N(0, I) like x0."""
-    t = torch.randint(
-        0, schedule.T, (x0.shape[0],), generator=generator, device=x0.device
-    )
+    """t ~ Uniform{0, ..., T-1} independently per example (flow: t ~ Uniform[0, 1)),
+    and eps ~ N(0, I) like x0."""
+    n = x0.shape[0]
+    if objective == "flow":
+        t = torch.rand(n, generator=generator, device=x0.device, dtype=x0.dtype)
+    else:
+        t = torch.randint(0, schedule.T, (n,), generator=generator, device=x0.device)
     eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
     return t, eps
 
 
 def simple_loss_at(
-    eps_model: EpsModel, schedule: NoiseSchedule, x0: Tensor, t: Tensor, eps: Tensor
+    net: EpsModel,
+    schedule: NoiseSchedule,
+    x0: Tensor,
+    t: Tensor,
+    eps: Tensor,
+    objective: str = "eps",
 ) -> Tensor:
-    """L_simple averaged over a batch at the given t and eps, a scalar:
-    x_t = forward_marginal(x0, eps, alpha_bar_t),
-    loss = mean (eps - eps_theta(x_t, t))^2.
+    """The objective's squared error averaged over a batch at the given t and eps, a
+    scalar: x_t = a_t x0 + b_t eps, loss = mean (target - net(x_t, t))^2. For "eps"
+    this is L_simple: x_t = forward_marginal(x0, eps, alpha_bar_t), target eps.
 
-    Book: eq. loss-simple
+    Book: eq. loss-simple, eq. target-family
     """
-    xt = forward_marginal(x0, eps, gather(schedule.alpha_bars, t, x0))
-    # Under autocast eps_theta comes back in bf16; the loss is taken in x0's dtype.
-    return loss_simple(eps, eps_model(xt, t).to(eps.dtype)).mean()
+    a, b = path_coefficients(objective, schedule, t, x0)
+    xt = a * x0 + b * eps
+    # Under autocast the prediction comes back in bf16; the loss is taken in x0's dtype.
+    prediction = net(xt, network_time(objective, t)).to(eps.dtype)
+    return loss_simple(target(objective, x0, eps, a, b), prediction).mean()
 
 
 def training_loss(
-    eps_model: EpsModel, schedule: NoiseSchedule, x0: Tensor, generator: torch.Generator
+    net: EpsModel,
+    schedule: NoiseSchedule,
+    x0: Tensor,
+    generator: torch.Generator,
+    objective: str = "eps",
 ) -> Tensor:
-    """L_simple averaged over a batch, a scalar, at t and eps drawn from generator.
+    """The objective's loss averaged over a batch, a scalar, at t and eps drawn from
+    generator (L_simple for "eps").
 
     Book: eq. loss-simple
     """
-    return simple_loss_at(eps_model, schedule, x0, *draw_t_eps(schedule, x0, generator))
+    t, eps = draw_t_eps(schedule, x0, generator, objective)
+    return simple_loss_at(net, schedule, x0, t, eps, objective)
 
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -130,6 +155,8 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model (CUDA)
     # class-conditional models only: the label dropout of classifier-free guidance
     p_uncond: float = 0.1
+    # what the network predicts: "eps", "x0", "v" or "flow" (objectives.OBJECTIVES)
+    objective: str = "eps"
 
     def __post_init__(self) -> None:
         for name in (
@@ -150,6 +177,7 @@ class TrainConfig:
         v.choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         v.choice("precision", self.precision, PRECISIONS)
         v.choice("device", self.device, DEVICES)
+        check_objective(self.objective)
 
 
 class TrainResult(NamedTuple):
@@ -166,7 +194,7 @@ class Batch(NamedTuple):
 
     x0: Tensor  # (B, C, H, W) in [-1, 1]
     y: Tensor | None  # (B,)
-    t: Tensor  # (B,) long
+    t: Tensor  # (B,) long code indices; flow: times in [0, 1)
     eps: Tensor  # like x0
 
     def share(self, world: World) -> Batch:
@@ -320,7 +348,7 @@ def draw_batch(
     y = None
     if labels is not None:
         y = drop_labels(labels[index], config.p_uncond, null_label, generator)
-    return Batch(x0, y, *draw_t_eps(schedule, x0, generator))
+    return Batch(x0, y, *draw_t_eps(schedule, x0, generator, config.objective))
 
 
 def train_step(
@@ -339,13 +367,15 @@ def train_step(
     the host, so on a GPU the host runs ahead.
     """
     forward = state.model if forward is None else forward
-    eps_model = forward if batch.y is None else lambda xt, t: forward(xt, t, batch.y)
+    net = forward if batch.y is None else lambda xt, t: forward(xt, t, batch.y)
     device_type = batch.x0.device.type
     bf16 = config.precision == "bf16" or (
         config.precision == "auto" and device_type == "cuda"
     )
     with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
-        loss = simple_loss_at(eps_model, schedule, batch.x0, batch.t, batch.eps)
+        loss = simple_loss_at(
+            net, schedule, batch.x0, batch.t, batch.eps, config.objective
+        )
     state.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(state.model.parameters(), config.grad_clip)

@@ -1,0 +1,141 @@
+"""What the network predicts: eps, x0, v, or flow matching's velocity.
+
+Every path here writes the noisy image as x_t = a_t x0 + b_t eps. DDPM's
+variance-preserving path has a_t = sqrt(alpha_bar_t), b_t = sqrt(1 - alpha_bar_t) at
+code index t; flow matching's straight path (Lipman et al. 2023, Liu et al. 2023) has
+a_t = 1 - t, b_t = t for t in [0, 1]. Every target is another combination,
+target = c_t x0 + d_t eps:
+
+    eps:  (c, d) = (0, 1)        x0:   (c, d) = (1, 0)
+    v:    (c, d) = (-b_t, a_t)   (Salimans & Ho 2022: d x_t / d phi, a_t = cos phi)
+    flow: (c, d) = (-1, 1)       (d x_t / d t on the straight path)
+
+so one loss serves all four, and a prediction together with x_t gives x0 and eps back
+by solving the 2 x 2 system [[a, b], [c, d]] (x0, eps) = (x_t, prediction).
+Book: eq. target-family
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from . import _validate as v
+from .schedules import NoiseSchedule, gather
+
+OBJECTIVES = ("eps", "x0", "v", "flow")
+VP_OBJECTIVES = ("eps", "x0", "v")  # the variance-preserving path's
+# The U-Net's sinusoidal time embedding was built for code indices 0..999, so the
+# straight path's t in [0, 1] is given to it as 1000 t.
+FLOW_TIME_SCALE = 1000.0
+
+
+def check_objective(objective: str) -> str:
+    return v.choice("objective", objective, OBJECTIVES)
+
+
+def path_coefficients(
+    objective: str, schedule: NoiseSchedule, t: Tensor, like: Tensor
+) -> tuple[Tensor, Tensor]:
+    """(a_t, b_t) of x_t = a_t x0 + b_t eps, shaped (B, 1, ..., 1) like `like`.
+
+    t: (B,) code indices (long) on the variance-preserving path; (B,) times in [0, 1]
+    on flow's straight path (the schedule is then unused).
+    """
+    if objective == "flow":
+        t = t.to(like.dtype).reshape(-1, *([1] * (like.ndim - 1)))
+        return 1 - t, t
+    alpha_bar = gather(schedule.alpha_bars, t, like)
+    return torch.sqrt(alpha_bar), torch.sqrt(1 - alpha_bar)
+
+
+def target_coefficients(
+    objective: str, a: Tensor, b: Tensor
+) -> tuple[Tensor | float, Tensor | float]:
+    """(c_t, d_t) of the objective's target c_t x0 + d_t eps, on the path (a_t, b_t).
+
+    Book: eq. target-family
+    """
+    return {
+        "eps": (0.0, 1.0),
+        "x0": (1.0, 0.0),
+        "v": (-b, a),
+        "flow": (-1.0, 1.0),
+    }[objective]
+
+
+def target(objective: str, x0: Tensor, eps: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    """What a network trained for `objective` predicts at x_t = a x0 + b eps."""
+    if objective == "eps":
+        return eps  # (0, 1): the product would only add round-off-free zeros
+    c, d = target_coefficients(objective, a, b)
+    return c * x0 + d * eps
+
+
+def x0_eps_from_prediction(
+    objective: str, prediction: Tensor, xt: Tensor, a: Tensor, b: Tensor
+) -> tuple[Tensor, Tensor]:
+    """(x0, eps) from x_t and a prediction of the objective's target: the solution of
+    a x0 + b eps = x_t, c x0 + d eps = prediction (Cramer's rule, det = a d - b c).
+
+    Book: eq. target-inverse
+    """
+    c, d = target_coefficients(objective, a, b)
+    det = a * d - b * c
+    return (d * xt - b * prediction) / det, (a * prediction - c * xt) / det
+
+
+def network_time(objective: str, t: Tensor) -> Tensor:
+    """The time the U-Net is given: the code index, or FLOW_TIME_SCALE t for flow."""
+    return FLOW_TIME_SCALE * t if objective == "flow" else t
+
+
+class EpsFromPrediction(nn.Module):
+    """An eps-model (eps_theta(x_t, t[, y])) made from a network that predicts x0 or v
+    on the variance-preserving path, for the samplers and guidance."""
+
+    def __init__(self, net: nn.Module, objective: str, schedule: NoiseSchedule):
+        super().__init__()
+        if v.choice("objective", objective, VP_OBJECTIVES) == "eps":
+            raise ValueError("an eps network is an eps-model already; use it as it is")
+        self.net, self.objective, self.schedule = net, objective, schedule
+
+    @property
+    def config(self):
+        return self.net.config
+
+    def forward(self, xt: Tensor, t: Tensor, y: Tensor | None = None) -> Tensor:
+        prediction = self.net(xt, t) if y is None else self.net(xt, t, y)
+        a, b = path_coefficients(self.objective, self.schedule, t, xt)
+        prediction = prediction.to(xt.dtype)
+        return x0_eps_from_prediction(self.objective, prediction, xt, a, b)[1]
+
+
+class VelocityModel(nn.Module):
+    """u_theta(x, t[, y]): a flow-matching network's velocity at t in [0, 1] (t = 1 is
+    the noise, t = 0 the data), for the straight-path solvers."""
+
+    objective = "flow"
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    @property
+    def config(self):
+        return self.net.config
+
+    def forward(self, x: Tensor, t: Tensor, y: Tensor | None = None) -> Tensor:
+        time = network_time("flow", t)
+        return self.net(x, time) if y is None else self.net(x, time, y)
+
+
+def prediction_model(net: nn.Module, objective: str, schedule: NoiseSchedule):
+    """What the samplers use: the eps-model of a VP network (the network itself for
+    "eps"), or the velocity model of a flow network."""
+    check_objective(objective)
+    if objective == "eps":
+        return net
+    if objective == "flow":
+        return VelocityModel(net)
+    return EpsFromPrediction(net, objective, schedule)
