@@ -14,6 +14,7 @@ import torch
 
 from .objectives import OBJECTIVES
 from .schedules import SCHEDULE_KINDS
+from .solvers import SAMPLERS
 
 DEFAULT_DATA = Path(
     os.environ.get(
@@ -168,17 +169,18 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--n", type=_positive_int, default=64)
     sample.add_argument(
         "--sampler",
-        choices=("ddpm", "ddim", "dpm-solver++", "heun"),
-        default="ddim",
-        help="ddim (default), dpm-solver++ (2M on log-SNR steps), heun (Karras et "
-        "al.'s steps) or ddpm (the T-step ancestral sampler)",
+        choices=SAMPLERS,
+        help="ddim (the default), dpm-solver++ (2M on log-SNR steps), heun (Karras et "
+        "al.'s steps) or ddpm (the T-step ancestral sampler); a flow-matching model "
+        "(train --objective flow): heun (its default) or euler on the straight path",
     )
     sample.add_argument(
         "--steps",
         type=_positive_int,
         default=50,
         help="solver steps (default 50): the network is called that many times for "
-        "ddim and dpm-solver++, 2 * steps - 1 times for heun; ddpm always takes T",
+        "ddim, dpm-solver++ and euler, 2 * steps - 1 times for heun; ddpm always "
+        "takes T",
     )
     sample.add_argument(
         "--eta",
@@ -334,16 +336,16 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
 def _load_model(
     args: argparse.Namespace, parser: argparse.ArgumentParser, device: torch.device
 ):
-    """(model, schedule) of --pretrained NAME, or of a checkpoint (a run directory: its
-    newest)."""
+    """(model, schedule, sidecar) of --pretrained NAME, or of a checkpoint (a run
+    directory: its newest)."""
     from .checkpoint import resolve_checkpoint
     from .pretrained import load_pretrained
     from .trained import load_trained
 
     try:
         if args.pretrained:
-            return load_pretrained(args.pretrained, device)[:2]
-        return load_trained(resolve_checkpoint(args.checkpoint), device=device)[:2]
+            return load_pretrained(args.pretrained, device)[:3]
+        return load_trained(resolve_checkpoint(args.checkpoint), device=device)
     except (ValueError, OSError) as err:
         parser.error(str(err))
 
@@ -364,10 +366,17 @@ def run_sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Non
     from .guidance import classifier_free_guidance
     from .plotting import tile_digits
     from .sampling import final_sample
-    from .solvers import sampler_trajectory
+    from .solvers import check_sampler, sampler_trajectory
+    from .trained import objective_of
 
     device = _device(args, parser)
-    model, schedule = _load_model(args, parser, device)
+    model, schedule, info = _load_model(args, parser, device)
+    objective = objective_of(info)
+    sampler = args.sampler or ("heun" if objective == "flow" else "ddim")
+    try:
+        check_sampler(sampler, objective)
+    except ValueError as err:
+        parser.error(f"--sampler: {err}")
     if args.steps > schedule.T:
         parser.error(f"--steps must be in [1, {schedule.T}], got {args.steps}")
     if not args.eta >= 0:
@@ -394,7 +403,7 @@ def run_sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Non
     shape = (args.n, c.in_channels, c.image_size, c.image_size)
     clip = not args.no_clip
     run = sampler_trajectory(
-        args.sampler, eps_model, schedule, shape, g, args.steps, args.eta, clip
+        sampler, eps_model, schedule, shape, g, args.steps, args.eta, clip, objective
     )
     try:
         with torch.no_grad():
@@ -404,7 +413,7 @@ def run_sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Non
     grid = tile_digits(sample, cols=math.ceil(math.sqrt(args.n)))
     pixels = to_pixels(torch.from_numpy(grid)).numpy()
     plt.imsave(args.out, pixels, cmap="gray", vmin=0, vmax=255)
-    print(f"wrote {args.n} samples ({args.sampler}) to {args.out}")
+    print(f"wrote {args.n} samples ({sampler}) to {args.out}")
 
 
 def _classifier_data(args: argparse.Namespace, parser: argparse.ArgumentParser):

@@ -85,6 +85,35 @@ def x0_eps_from_prediction(
     return (d * xt - b * prediction) / det, (a * prediction - c * xt) / det
 
 
+def vp_to_straight(xt: Tensor, alpha_bar: Tensor) -> tuple[Tensor, Tensor]:
+    """A point of the variance-preserving path as a point of the straight one:
+    x_t / (a_t + b_t) at time b_t / (a_t + b_t), with a_t = sqrt(alpha_bar_t),
+    b_t = sqrt(1 - alpha_bar_t): a_t x0 + b_t eps becomes (1 - t') x0 + t' eps.
+
+    Book: eq. vp-to-straight
+    """
+    a, b = torch.sqrt(alpha_bar), torch.sqrt(1 - alpha_bar)
+    return xt / (a + b), b / (a + b)
+
+
+def loss_weight(objective: str, snr: Tensor) -> Tensor:
+    """w(SNR) with loss_objective = w(SNR) * loss_eps for one prediction, SNR =
+    alpha_bar / (1 - alpha_bar) = (a / b)^2: x0 1 / SNR, v 1 + 1 / SNR, the score
+    1 + SNR, and flow (at the straight path's t' = b / (a + b)) (1 + 1 / sqrt(SNR))^2.
+
+    Book: eq. loss-weights
+    """
+    weights = {
+        "eps": lambda: torch.ones_like(snr),
+        "x0": lambda: 1 / snr,
+        "v": lambda: 1 + 1 / snr,
+        "score": lambda: 1 + snr,
+        "flow": lambda: (1 + 1 / torch.sqrt(snr)) ** 2,
+    }
+    v.choice("objective", objective, tuple(weights))
+    return weights[objective]()
+
+
 def network_time(objective: str, t: Tensor) -> Tensor:
     """The time the U-Net is given: the code index, or FLOW_TIME_SCALE t for flow."""
     return FLOW_TIME_SCALE * t if objective == "flow" else t

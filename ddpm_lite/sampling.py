@@ -184,7 +184,9 @@ def initial_noise(shape: Sequence[int], noise: NoiseSource) -> Tensor:
     return noise.randn(tuple(shape))
 
 
-def _start(schedule, shape, generator, device, dtype) -> tuple[Tensor, NoiseSource]:
+def start_chain(
+    schedule, shape, generator, device, dtype
+) -> tuple[Tensor, NoiseSource]:
     """x_T and the run's noise source: generator-backed on device.
 
     device None means the schedule's.
@@ -214,7 +216,7 @@ def ddpm_trajectory(
     Book: eq. ancestral-step
     """
     v.choice("variance", variance, VARIANCES)
-    xT, noise = _start(schedule, shape, generator, device, dtype)
+    xT, noise = start_chain(schedule, shape, generator, device, dtype)
     yield from ddpm_trajectory_from(
         eps_model, schedule, xT, schedule.T - 1, noise, variance, clip_denoised
     )
@@ -275,7 +277,7 @@ def ddim_trajectory(
     """
     v.at_least("eta", eta, 0.0)
     ddim_timesteps(schedule.T, num_steps)  # checks num_steps before the noise is drawn
-    xT, noise = _start(schedule, shape, generator, device, dtype)
+    xT, noise = start_chain(schedule, shape, generator, device, dtype)
     yield from ddim_trajectory_from(
         eps_model, schedule, xT, schedule.T - 1, noise, num_steps, eta, clip_denoised
     )

@@ -15,6 +15,9 @@ Heun's method solves the same ODE in EDM's coordinates (Karras et al. 2022):
 x_bar = x / sqrt(alpha_bar), sigma = sqrt((1 - alpha_bar) / alpha_bar),
 d x_bar / d sigma = eps.
 Book: eq. pf-ode-sigma
+
+A flow-matching model's ODE, dx/dt = u_theta(x, t) from t = 1 (noise) to t = 0
+(data), is solved by the same Euler and Heun steps (`flow_trajectory`).
 """
 
 from __future__ import annotations
@@ -27,13 +30,16 @@ from torch import Tensor
 
 from . import _validate as v
 from .diffusion import EpsModel, eps_from_x0, x0_from_eps
+from .noise import noise_source
+from .objectives import OBJECTIVES, target, x0_eps_from_prediction
 from .sampling import (
     Noise,
     SamplerState,
-    _start,
     ddim_timesteps,
     ddim_trajectory,
     ddpm_trajectory,
+    initial_noise,
+    start_chain,
 )
 from .schedules import NoiseSchedule, gather
 
@@ -204,7 +210,7 @@ def dpm_solver_trajectory(
     solver_timesteps(schedule, num_steps, spacing)  # checks before the noise is drawn
     if order not in ORDERS:
         raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
-    xT, _ = _start(schedule, shape, generator, device, dtype)
+    xT, _ = start_chain(schedule, shape, generator, device, dtype)
     yield from dpm_solver_trajectory_from(
         eps_model,
         schedule,
@@ -278,20 +284,103 @@ def heun_trajectory(
     Book: eq. pf-ode-sigma
     """
     solver_timesteps(schedule, num_steps, spacing)  # checks before the noise is drawn
-    xT, _ = _start(schedule, shape, generator, device, dtype)
+    xT, _ = start_chain(schedule, shape, generator, device, dtype)
     yield from heun_trajectory_from(
         eps_model, schedule, xT, schedule.T - 1, num_steps, spacing, clip_denoised
     )
 
 
-SAMPLERS = ("ddpm", "ddim", "dpm-solver++", "heun")
+def _flow_predict(
+    velocity_model: EpsModel, x: Tensor, t: float, clip: bool
+) -> tuple[Tensor, Tensor]:
+    """(u, x0_pred) at time t; with clip, x0_pred in [-1, 1] and u from it."""
+    u = velocity_model(x, torch.full((x.shape[0],), t, dtype=x.dtype, device=x.device))
+    a, b = 1 - t, t
+    x0_pred, eps = x0_eps_from_prediction("flow", u, x, a, b)
+    if clip:
+        x0_pred = x0_pred.clamp(-1, 1)
+        _, eps = x0_eps_from_prediction("x0", x0_pred, x, a, b)
+        u = target("flow", x0_pred, eps, a, b)
+    return u, x0_pred
+
+
+def flow_trajectory_from(
+    velocity_model: EpsModel,
+    x: Tensor,
+    t_start: float = 1.0,
+    num_steps: int = 10,
+    method: str = "heun",
+    clip_denoised: bool = False,
+) -> Iterator[SamplerState]:
+    """Yield x (at time t_start), then the state after each of num_steps steps of
+    dx/dt = u_theta(x, t) down to t = 0 on an even grid, its t a float: Euler's
+    (num_steps network calls) or Heun's, the last step Euler's (2 num_steps - 1), the
+    same steps (`heun_update`) as for the sigma-ODE.
+    """
+    v.check_tensor("x", x)
+    v.choice("method", method, FLOW_METHODS)
+    v.at_least("num_steps", num_steps, 1)
+    if not 0.0 < t_start <= 1.0:
+        raise ValueError(f"t_start must be in (0, 1], got {t_start}")
+    times = torch.linspace(t_start, 0.0, num_steps + 1, dtype=torch.float64).tolist()
+    yield SamplerState(times[0], x, None)
+    for t, s in zip(times, times[1:]):
+        u_t, x0_pred = _flow_predict(velocity_model, x, t, clip_denoised)
+        u_s = None
+        if method == "heun" and s > 0:
+            x_euler = heun_update(x, t, s, u_t, None)
+            u_s, _ = _flow_predict(velocity_model, x_euler, s, clip_denoised)
+        x = heun_update(x, t, s, u_t, u_s)
+        yield SamplerState(s, x, x0_pred)
+
+
+def flow_trajectory(
+    velocity_model: EpsModel,
+    shape: Sequence[int],
+    generator: Noise,
+    num_steps: int = 10,
+    method: str = "heun",
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    clip_denoised: bool = False,
+) -> Iterator[SamplerState]:
+    """Yield x_1 ~ N(0, I), then the state after each of num_steps steps of the
+    straight-path ODE (see flow_trajectory_from), the last at t = 0."""
+    v.choice("method", method, FLOW_METHODS)
+    v.at_least("num_steps", num_steps, 1)
+    x1 = initial_noise(shape, noise_source(generator, device, dtype))
+    yield from flow_trajectory_from(
+        velocity_model, x1, 1.0, num_steps, method, clip_denoised
+    )
+
+
+FLOW_METHODS = ("euler", "heun")
+SAMPLERS = ("ddpm", "ddim", "dpm-solver++", "heun", "euler")
+# which samplers each objective's model can use: eps, x0 and v models are eps-models
+SAMPLERS_FOR = {
+    **{o: ("ddpm", "ddim", "dpm-solver++", "heun") for o in OBJECTIVES[:3]},
+    "flow": FLOW_METHODS,
+}
 
 
 def network_calls(sampler: str, num_steps: int, T: int) -> int:
     """How many times `sampler` calls the network: T for ddpm (num_steps is ignored),
-    num_steps for ddim and dpm-solver++, 2 num_steps - 1 for heun."""
+    num_steps for ddim, dpm-solver++ and euler, 2 num_steps - 1 for heun."""
     v.choice("sampler", sampler, SAMPLERS)
     return {"ddpm": T, "heun": 2 * num_steps - 1}.get(sampler, num_steps)
+
+
+def check_sampler(sampler: str, objective: str = "eps") -> str:
+    """sampler, if a model trained for `objective` can use it; else a ValueError
+    naming both and the samplers that objective allows."""
+    v.choice("sampler", sampler, SAMPLERS)
+    v.choice("objective", objective, OBJECTIVES)
+    if sampler not in SAMPLERS_FOR[objective]:
+        raise ValueError(
+            f"sampler {sampler!r} cannot use a model trained with objective "
+            f"{objective!r}; for {objective!r} use one of {SAMPLERS_FOR[objective]}"
+        )
+    return sampler
 
 
 def sampler_trajectory(
@@ -303,12 +392,19 @@ def sampler_trajectory(
     num_steps: int,
     eta: float = 0.0,
     clip_denoised: bool = False,
+    objective: str = "eps",
 ) -> Iterator[SamplerState]:
     """The trajectory of a sampler named in SAMPLERS, each with its default spacing:
     ddpm (T ancestral steps), ddim (num_steps, eta), dpm-solver++ (2M, log-SNR steps),
-    heun (Karras et al.'s steps)."""
-    v.choice("sampler", sampler, SAMPLERS)
+    heun (Karras et al.'s steps). For objective "flow", eps_model is the velocity model
+    and the sampler is euler or heun on the straight path (`flow_trajectory`)."""
+    check_sampler(sampler, objective)
     run = dict(clip_denoised=clip_denoised)
+    if objective == "flow":
+        device = schedule.device
+        return flow_trajectory(
+            eps_model, shape, generator, num_steps, sampler, device, **run
+        )
     if sampler == "ddpm":
         return ddpm_trajectory(eps_model, schedule, shape, generator, **run)
     if sampler == "ddim":

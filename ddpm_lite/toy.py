@@ -117,6 +117,14 @@ class GaussianMixture:
             torch.sqrt(alpha_bar * self.stds**2 + 1 - alpha_bar),
         )
 
+    def straight_path(self, t: float) -> "GaussianMixture":
+        """The law of (1 - t) x0 + t eps, x0 in this mixture (flow matching's path)."""
+        return GaussianMixture(
+            self.weights,
+            (1 - t) * self.means,
+            torch.sqrt((1 - t) ** 2 * self.stds**2 + t**2),
+        )
+
     def smoothed(self, sigma: float) -> "GaussianMixture":
         """The law of x0 + sigma z (variance exploding).
 
@@ -222,3 +230,29 @@ class ToyEpsMLP(torch.nn.Module):
         elif y is not None:
             raise ValueError("y was given, but this model has num_classes=0")
         return self.net(torch.cat([xt, features], dim=1))
+
+
+def exact_velocity_model(mixture: GaussianMixture):
+    """The optimal flow-matching velocity for this mixture's data, exactly:
+
+    u(x, t) = E[eps - x0 | x_t = x] = (x - E[x0 | x_t = x]) / t on the straight path
+    x_t = (1 - t) x0 + t eps, with E[x0 | x_t] the responsibility-weighted posterior
+    mean of each component (Gaussian conditioning), defined at t = 1 too.
+    Book: eq. marginal-velocity
+    """
+
+    def velocity_model(x: Tensor, t: Tensor) -> Tensor:
+        out = torch.empty_like(x)
+        for time in t.unique().tolist():
+            rows, xs = t == time, x[t == time].to(mixture.means.dtype)
+            noised = mixture.straight_path(time)
+            resp = torch.softmax(noised.component_log_probs(xs), dim=1)  # (n, K)
+            var = mixture.stds**2
+            gain = (1 - time) * var / ((1 - time) ** 2 * var + time**2)  # (K,)
+            means = mixture.means[None]  # (1, K, d)
+            posterior = means + gain[None, :, None] * (xs[:, None] - (1 - time) * means)
+            x0_mean = (resp[..., None] * posterior).sum(1)
+            out[rows] = ((xs - x0_mean) / time).to(x.dtype)
+        return out
+
+    return velocity_model

@@ -156,7 +156,12 @@ def test_help_exits_cleanly(command, capsys):
         ),
         (
             ["sample", "--pretrained", "mnist", "--sampler", "euler"],
-            "invalid choice: 'euler'",
+            "--sampler: sampler 'euler' cannot use a model trained with objective "
+            "'eps'",
+        ),
+        (
+            ["train", "--objective", "score"],
+            "objective must be one of ('eps', 'x0', 'v', 'flow'), got 'score'",
         ),
     ],
 )
@@ -282,6 +287,24 @@ def test_class_conditional_train_then_guided_sample(tmp_path):
         ]
     )
     assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("objective", ["v", "flow"])
+def test_train_each_objective_then_sample_with_its_sampler(objective, tmp_path, capsys):
+    steps = ["--steps", "2", "--checkpoint-every", "2"]
+    main([*TRAIN_ARGS, *steps, "--objective", objective, "--out", str(tmp_path)])
+    sidecar = json.loads((tmp_path / "checkpoint-0000002.json").read_text())
+    assert sidecar["train_config"]["objective"] == objective
+    grid = tmp_path / "grid.png"
+    main(["sample", str(tmp_path), "--n", "4", "--steps", "3", "--out", str(grid)])
+    used = "heun" if objective == "flow" else "ddim"  # each objective's default
+    assert f"({used})" in capsys.readouterr().out and read_png(grid).shape[:2] == (
+        56,
+        56,
+    )
+    other = "ddim" if objective == "flow" else "euler"
+    code, _, err = exits(["sample", str(tmp_path), "--sampler", other], capsys)
+    assert code == 2 and f"objective {objective!r}" in err and repr(other) in err
 
 
 def test_label_on_an_unconditional_checkpoint_is_an_error(tmp_path, capsys):

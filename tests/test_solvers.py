@@ -12,8 +12,11 @@ from ddpm_lite.solvers import (
     dpm_solver_trajectory,
     dpm_solver_trajectory_from,
     dpm_solver_update,
+    flow_trajectory,
+    flow_trajectory_from,
     heun_trajectory,
     heun_trajectory_from,
+    network_calls,
     solver_timesteps,
 )
 
@@ -255,3 +258,48 @@ def test_solvers_draw_x_T_on_the_device_asked_for():
     for trajectory in (dpm_solver_trajectory, heun_trajectory):
         x = next(trajectory(None, SCHEDULE, (2, 3), g, device="meta")).xt
         assert x.device.type == "meta"
+
+
+def gaussian_velocity(x, t):
+    """E[eps - x0 | x_t] on the straight path for N(MU, TAU^2) data: with
+    var_t = (1 - t)^2 TAU^2 + t^2, E[x0 | x_t] = MU + (1 - t) TAU^2 (x - (1 - t) MU)
+    / var_t and u = (x - E[x0 | x_t]) / t."""
+    s = t.reshape(-1, *([1] * (x.ndim - 1)))
+    var = (1 - s) ** 2 * TAU**2 + s**2
+    x0_mean = MU + (1 - s) * TAU**2 * (x - (1 - s) * MU) / var
+    return (x - x0_mean) / s
+
+
+@pytest.mark.parametrize("method,order", [("euler", 1), ("heun", 2)])
+def test_the_measured_order_of_each_straight_path_solver(method, order):
+    # The straight path's exact flow of Gaussian data: x_0 = MU + TAU x_1.
+    errors = []
+    for n in (16, 32):
+        run = flow_trajectory_from(gaussian_velocity, x_T(), 1.0, n, method)
+        errors.append((final_sample(run) - (MU + TAU * x_T())).abs().max().item())
+    slope = math.log2(errors[0] / errors[1])
+    assert abs(slope - order) < 0.35, (errors, slope)
+
+
+@pytest.mark.parametrize("n", [1, 5])
+def test_network_calls_on_the_straight_path(n):
+    for method in ("euler", "heun"):
+        model = CountingModel(gaussian_velocity)
+        g = torch.Generator().manual_seed(0)
+        run = flow_trajectory(model, (2, 1), g, n, method, dtype=torch.float64)
+        states = list(run)
+        assert [s.t for s in states] == torch.linspace(1, 0, n + 1, dtype=torch.float64).tolist()
+        assert model.calls == network_calls(method, n, 1000)
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"method": "rk4"}, r"method must be one of \('euler', 'heun'\), got 'rk4'"),
+        ({"num_steps": 0}, r"num_steps must be >= 1, got 0"),
+        ({"t_start": 1.5}, r"t_start must be in \(0, 1\], got 1.5"),
+    ],
+)
+def test_bad_straight_path_arguments_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        next(flow_trajectory_from(gaussian_velocity, x_T(), **kwargs))
