@@ -21,13 +21,11 @@ import time
 from pathlib import Path
 
 import torch
+from fd_mnist import LIVE_REFERENCE, Scorer
 from hardware import describe
 
 from ddpm_lite.checkpoint import sha256_of
-from ddpm_lite.classifier import load_classifier, predict
-from ddpm_lite.data import load_mnist, to_model_range
 from ddpm_lite.files import atomic_write
-from ddpm_lite.metrics import feature_stats, frechet_distance
 from ddpm_lite.pretrained import load_pretrained, pretrained_path
 from ddpm_lite.sampling import final_sample
 from ddpm_lite.solvers import network_calls, sampler_trajectory, solver_timesteps
@@ -47,13 +45,15 @@ def max_logsnr_steps(schedule) -> int:
     return n
 
 
-def draw(model, schedule, sampler, steps, n, batch_size, seed):
+def draw(model, schedule, sampler, steps, n, batch_size, seed, objective="eps"):
     """n clipped samples of one sampler; batch k's x_T is the same for every sampler."""
     out = []
     for k, start in enumerate(range(0, n, batch_size)):
         shape = (min(batch_size, n - start), 1, 28, 28)
         g = torch.Generator().manual_seed(seed + k)
-        run = sampler_trajectory(sampler, model, schedule, shape, g, steps, 0.0, True)
+        run = sampler_trajectory(
+            sampler, model, schedule, shape, g, steps, 0.0, True, objective
+        )
         with torch.no_grad():
             out.append(final_sample(run).clamp(-1, 1))
     return torch.cat(out)
@@ -72,13 +72,7 @@ def main() -> None:
     device = torch.device("cpu")
     model, schedule, _, _ = load_pretrained("mnist")
     weights = pretrained_path("mnist").with_suffix(".safetensors")
-    classifier = load_classifier()
-    test = (
-        load_mnist("test", root=args.data_dir) if args.data_dir else load_mnist("test")
-    )
-    reference = feature_stats(
-        predict(classifier, to_model_range(test.images[:10_000]))[0]
-    )
+    scorer = Scorer(args.data_dir)
     configs = [("ddim", 100)]
     most = max_logsnr_steps(schedule)
     for calls in args.calls:
@@ -89,7 +83,7 @@ def main() -> None:
     for sampler, steps in configs:
         began = time.perf_counter()
         x = draw(model, schedule, sampler, steps, args.n, args.batch_size, seed=0)
-        fd = frechet_distance(feature_stats(predict(classifier, x)[0]), reference)
+        fd = scorer.fd(x)
         nfe = network_calls(sampler, steps, schedule.T)
         seconds = round(time.perf_counter() - began, 1)
         runs.append(
@@ -104,10 +98,7 @@ def main() -> None:
         print(runs[-1], flush=True)
     c = LIVE_CHECK
     x = draw(model, schedule, c["sampler"], c["steps"], c["n"], c["n"], c["seed"])
-    live_reference = feature_stats(
-        predict(classifier, to_model_range(test.images[:2000]))[0]
-    )
-    live_fd = frechet_distance(feature_stats(predict(classifier, x)[0]), live_reference)
+    live_fd = Scorer(None, 2000).fd(x)
     record = {
         "command": "python benchmarks/solver_sweep.py " + " ".join(sys.argv[1:]),
         "hardware": describe(device),
@@ -115,12 +106,12 @@ def main() -> None:
         "weights_sha256": sha256_of(weights),
         "n": args.n,
         "clip_denoised": True,
-        "test_images": len(test.labels[:10_000]),
+        "test_images": scorer.count,
         "dpm_solver_most_steps": most,
         "runs": runs,
         "live_check": {
             **c,
-            "reference": "the first 2,000 MNIST test images",
+            "reference": LIVE_REFERENCE,
             "fd_mnist": live_fd,
         },
     }

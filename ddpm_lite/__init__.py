@@ -1,7 +1,8 @@
 """ddpm_lite: the small, exact DDPM package that every chapter of ddpm-book runs on.
 
 Modules, one idea each (the README's table says what each holds): the maths in
-`schedules`, `gaussian`, `diffusion`, `noise`, `sampling`, `solvers`, `score`,
+`schedules`, `gaussian`, `diffusion`, `objectives`, `noise`, `sampling`, `solvers`,
+`score`,
 `guidance`, `likelihood`, `interpolation`; the models in `unet`, `classifier`,
 `noisy_classifier`, `vae`, `toy`; training in `train`, `fit`, `presets`, `devices`,
 `distributed`; files in `checkpoint`,

@@ -3,12 +3,12 @@
 Every path here writes the noisy image as x_t = a_t x0 + b_t eps. DDPM's
 variance-preserving path has a_t = sqrt(alpha_bar_t), b_t = sqrt(1 - alpha_bar_t) at
 code index t; flow matching's straight path (Lipman et al. 2023, Liu et al. 2023) has
-a_t = 1 - t, b_t = t for t in [0, 1]. Every target is another combination,
+a = 1 - r, b = r at time r in [0, 1]. Every target is another combination,
 target = c_t x0 + d_t eps:
 
     eps:  (c, d) = (0, 1)        x0:   (c, d) = (1, 0)
     v:    (c, d) = (-b_t, a_t)   (Salimans & Ho 2022: d x_t / d phi, a_t = cos phi)
-    flow: (c, d) = (-1, 1)       (d x_t / d t on the straight path)
+    flow: (c, d) = (-1, 1)       (d x_r / d r on the straight path)
 
 so one loss serves all four, and a prediction together with x_t gives x0 and eps back
 by solving the 2 x 2 system [[a, b], [c, d]] (x0, eps) = (x_t, prediction).
@@ -26,7 +26,7 @@ from .schedules import NoiseSchedule, gather
 OBJECTIVES = ("eps", "x0", "v", "flow")
 VP_OBJECTIVES = ("eps", "x0", "v")  # the variance-preserving path's
 # The U-Net's sinusoidal time embedding was built for code indices 0..999, so the
-# straight path's t in [0, 1] is given to it as 1000 t.
+# straight path's time r in [0, 1] is given to it as 1000 r.
 FLOW_TIME_SCALE = 1000.0
 
 
@@ -39,8 +39,8 @@ def path_coefficients(
 ) -> tuple[Tensor, Tensor]:
     """(a_t, b_t) of x_t = a_t x0 + b_t eps, shaped (B, 1, ..., 1) like `like`.
 
-    t: (B,) code indices (long) on the variance-preserving path; (B,) times in [0, 1]
-    on flow's straight path (the schedule is then unused).
+    t: (B,) code indices (long) on the variance-preserving path; (B,) times r in
+    [0, 1] on flow's straight path (a = 1 - r, b = r; the schedule is then unused).
     """
     if objective == "flow":
         t = t.to(like.dtype).reshape(-1, *([1] * (like.ndim - 1)))
@@ -87,8 +87,8 @@ def x0_eps_from_prediction(
 
 def vp_to_straight(xt: Tensor, alpha_bar: Tensor) -> tuple[Tensor, Tensor]:
     """A point of the variance-preserving path as a point of the straight one:
-    x_t / (a_t + b_t) at time b_t / (a_t + b_t), with a_t = sqrt(alpha_bar_t),
-    b_t = sqrt(1 - alpha_bar_t): a_t x0 + b_t eps becomes (1 - t') x0 + t' eps.
+    x_t / (a_t + b_t) at time r = b_t / (a_t + b_t), with a_t = sqrt(alpha_bar_t),
+    b_t = sqrt(1 - alpha_bar_t): a_t x0 + b_t eps becomes (1 - r) x0 + r eps.
 
     Book: eq. vp-to-straight
     """
@@ -99,7 +99,7 @@ def vp_to_straight(xt: Tensor, alpha_bar: Tensor) -> tuple[Tensor, Tensor]:
 def loss_weight(objective: str, snr: Tensor) -> Tensor:
     """w(SNR) with loss_objective = w(SNR) * loss_eps for one prediction, SNR =
     alpha_bar / (1 - alpha_bar) = (a / b)^2: x0 1 / SNR, v 1 + 1 / SNR, the score
-    1 + SNR, and flow (at the straight path's t' = b / (a + b)) (1 + 1 / sqrt(SNR))^2.
+    1 + SNR, and flow (at the straight path's r = b / (a + b)) (1 + 1 / sqrt(SNR))^2.
 
     Book: eq. loss-weights
     """
@@ -115,7 +115,7 @@ def loss_weight(objective: str, snr: Tensor) -> Tensor:
 
 
 def network_time(objective: str, t: Tensor) -> Tensor:
-    """The time the U-Net is given: the code index, or FLOW_TIME_SCALE t for flow."""
+    """The time the U-Net is given: the code index t, or FLOW_TIME_SCALE r for flow."""
     return FLOW_TIME_SCALE * t if objective == "flow" else t
 
 
@@ -141,8 +141,8 @@ class EpsFromPrediction(nn.Module):
 
 
 class VelocityModel(nn.Module):
-    """u_theta(x, t[, y]): a flow-matching network's velocity at t in [0, 1] (t = 1 is
-    the noise, t = 0 the data), for the straight-path solvers."""
+    """nu_theta(x, r[, y]): a flow-matching network's velocity at time r in [0, 1]
+    (r = 1 is the noise, r = 0 the data), for the straight-path solvers."""
 
     objective = "flow"
 
@@ -154,8 +154,8 @@ class VelocityModel(nn.Module):
     def config(self):
         return self.net.config
 
-    def forward(self, x: Tensor, t: Tensor, y: Tensor | None = None) -> Tensor:
-        time = network_time("flow", t)
+    def forward(self, x: Tensor, r: Tensor, y: Tensor | None = None) -> Tensor:
+        time = network_time("flow", r)
         return self.net(x, time) if y is None else self.net(x, time, y)
 
 

@@ -16,7 +16,7 @@ x_bar = x / sqrt(alpha_bar), sigma = sqrt((1 - alpha_bar) / alpha_bar),
 d x_bar / d sigma = eps.
 Book: eq. pf-ode-sigma
 
-A flow-matching model's ODE, dx/dt = u_theta(x, t) from t = 1 (noise) to t = 0
+A flow-matching model's ODE, dx/dr = nu_theta(x, r) from r = 1 (noise) to r = 0
 (data), is solved by the same Euler and Heun steps (`flow_trajectory`).
 """
 
@@ -291,46 +291,47 @@ def heun_trajectory(
 
 
 def _flow_predict(
-    velocity_model: EpsModel, x: Tensor, t: float, clip: bool
+    velocity_model: EpsModel, x: Tensor, r: float, clip: bool
 ) -> tuple[Tensor, Tensor]:
-    """(u, x0_pred) at time t; with clip, x0_pred in [-1, 1] and u from it."""
-    u = velocity_model(x, torch.full((x.shape[0],), t, dtype=x.dtype, device=x.device))
-    a, b = 1 - t, t
-    x0_pred, eps = x0_eps_from_prediction("flow", u, x, a, b)
+    """(nu, x0_pred) at straight-path time r; with clip, x0_pred in [-1, 1] and nu
+    from it."""
+    nu = velocity_model(x, torch.full((x.shape[0],), r, dtype=x.dtype, device=x.device))
+    a, b = 1 - r, r
+    x0_pred, eps = x0_eps_from_prediction("flow", nu, x, a, b)
     if clip:
         x0_pred = x0_pred.clamp(-1, 1)
         _, eps = x0_eps_from_prediction("x0", x0_pred, x, a, b)
-        u = target("flow", x0_pred, eps, a, b)
-    return u, x0_pred
+        nu = target("flow", x0_pred, eps, a, b)
+    return nu, x0_pred
 
 
 def flow_trajectory_from(
     velocity_model: EpsModel,
     x: Tensor,
-    t_start: float = 1.0,
+    r_start: float = 1.0,
     num_steps: int = 10,
     method: str = "heun",
     clip_denoised: bool = False,
 ) -> Iterator[SamplerState]:
-    """Yield x (at time t_start), then the state after each of num_steps steps of
-    dx/dt = u_theta(x, t) down to t = 0 on an even grid, its t a float: Euler's
-    (num_steps network calls) or Heun's, the last step Euler's (2 num_steps - 1), the
-    same steps (`heun_update`) as for the sigma-ODE.
+    """Yield x (at straight-path time r_start), then the state after each of num_steps
+    steps of dx/dr = nu_theta(x, r) down to r = 0 on an even grid (the state's t is r,
+    a float): Euler's (num_steps network calls) or Heun's, the last step Euler's
+    (2 num_steps - 1), with the same steps (`heun_update`) as the sigma-ODE.
     """
     v.check_tensor("x", x)
     v.choice("method", method, FLOW_METHODS)
     v.at_least("num_steps", num_steps, 1)
-    if not 0.0 < t_start <= 1.0:
-        raise ValueError(f"t_start must be in (0, 1], got {t_start}")
-    times = torch.linspace(t_start, 0.0, num_steps + 1, dtype=torch.float64).tolist()
+    if not 0.0 < r_start <= 1.0:
+        raise ValueError(f"r_start must be in (0, 1], got {r_start}")
+    times = torch.linspace(r_start, 0.0, num_steps + 1, dtype=torch.float64).tolist()
     yield SamplerState(times[0], x, None)
-    for t, s in zip(times, times[1:]):
-        u_t, x0_pred = _flow_predict(velocity_model, x, t, clip_denoised)
-        u_s = None
+    for r, s in zip(times, times[1:]):
+        nu_r, x0_pred = _flow_predict(velocity_model, x, r, clip_denoised)
+        nu_s = None
         if method == "heun" and s > 0:
-            x_euler = heun_update(x, t, s, u_t, None)
-            u_s, _ = _flow_predict(velocity_model, x_euler, s, clip_denoised)
-        x = heun_update(x, t, s, u_t, u_s)
+            x_euler = heun_update(x, r, s, nu_r, None)
+            nu_s, _ = _flow_predict(velocity_model, x_euler, s, clip_denoised)
+        x = heun_update(x, r, s, nu_r, nu_s)
         yield SamplerState(s, x, x0_pred)
 
 
@@ -344,8 +345,8 @@ def flow_trajectory(
     dtype: torch.dtype = torch.float32,
     clip_denoised: bool = False,
 ) -> Iterator[SamplerState]:
-    """Yield x_1 ~ N(0, I), then the state after each of num_steps steps of the
-    straight-path ODE (see flow_trajectory_from), the last at t = 0."""
+    """Yield x_1 ~ N(0, I) (r = 1), then the state after each of num_steps steps of
+    the straight-path ODE (see flow_trajectory_from), the last at r = 0."""
     v.choice("method", method, FLOW_METHODS)
     v.at_least("num_steps", num_steps, 1)
     x1 = initial_noise(shape, noise_source(generator, device, dtype))

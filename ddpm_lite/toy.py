@@ -117,12 +117,15 @@ class GaussianMixture:
             torch.sqrt(alpha_bar * self.stds**2 + 1 - alpha_bar),
         )
 
-    def straight_path(self, t: float) -> "GaussianMixture":
-        """The law of (1 - t) x0 + t eps, x0 in this mixture (flow matching's path)."""
+    def straight_path(self, r: float) -> "GaussianMixture":
+        """The law of (1 - r) x0 + r eps, x0 in this mixture (flow matching's path).
+
+        Book: eq. straight-path
+        """
         return GaussianMixture(
             self.weights,
-            (1 - t) * self.means,
-            torch.sqrt((1 - t) ** 2 * self.stds**2 + t**2),
+            (1 - r) * self.means,
+            torch.sqrt((1 - r) ** 2 * self.stds**2 + r**2),
         )
 
     def smoothed(self, sigma: float) -> "GaussianMixture":
@@ -235,16 +238,16 @@ class ToyEpsMLP(torch.nn.Module):
 def exact_velocity_model(mixture: GaussianMixture):
     """The optimal flow-matching velocity for this mixture's data, exactly:
 
-    u(x, t) = E[eps - x0 | x_t = x] = (x - E[x0 | x_t = x]) / t on the straight path
-    x_t = (1 - t) x0 + t eps, with E[x0 | x_t] the responsibility-weighted posterior
-    mean of each component (Gaussian conditioning), defined at t = 1 too.
+    nu*(x, r) = E[eps - x0 | x_r = x] = (x - E[x0 | x_r = x]) / r on the straight path
+    x_r = (1 - r) x0 + r eps. E[x0 | x_r] is each component's posterior mean (Gaussian
+    conditioning) weighted by its responsibility, so nu* is defined at r = 1 too.
     Book: eq. marginal-velocity
     """
 
-    def velocity_model(x: Tensor, t: Tensor) -> Tensor:
+    def velocity_model(x: Tensor, r: Tensor) -> Tensor:
         out = torch.empty_like(x)
-        for time in t.unique().tolist():
-            rows, xs = t == time, x[t == time].to(mixture.means.dtype)
+        for time in r.unique().tolist():
+            rows, xs = r == time, x[r == time].to(mixture.means.dtype)
             noised = mixture.straight_path(time)
             resp = torch.softmax(noised.component_log_probs(xs), dim=1)  # (n, K)
             var = mixture.stds**2

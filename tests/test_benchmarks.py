@@ -104,6 +104,7 @@ DATA_FILES = [
     "nll.json",
     "memorization.json",
     "solver_sweep.json",
+    "objective_sweep.json",
 ]
 
 
@@ -116,9 +117,13 @@ def test_every_data_file_is_for_the_shipped_weights_and_says_how_it_was_made(nam
     from ddpm_lite.pretrained import pretrained_path
 
     data = json.loads((ROOT / "benchmarks" / "results" / name).read_text())
-    assert data["weights_sha256"] == sha256_of(
-        checkpoint_files(pretrained_path("mnist"))[0]
-    ), f"{name} is stale: rerun its command"
+    if "models" in data:  # measured on its own models, which ship beside it
+        for entry in data["models"].values():
+            assert sha256_of(ROOT / entry["file"]) == entry["sha256"], entry
+    else:
+        assert data["weights_sha256"] == sha256_of(
+            checkpoint_files(pretrained_path("mnist"))[0]
+        ), f"{name} is stale: rerun its command"
     script = data["command"].split()[1]
     assert (
         data["command"].startswith("python benchmarks/") and (ROOT / script).is_file()
@@ -155,3 +160,42 @@ def test_the_gpu_suite_runs_every_stage_in_smoke_mode(tmp_path):
         timeout=120,
     )
     assert table.returncode == 0 and "samples, dpm-solver++-3" in table.stdout
+
+
+def test_the_objective_sweep_scores_each_run_and_its_shipped_model(tmp_path):
+    runs, models = [], tmp_path / "models"
+    for objective in ("eps", "flow"):
+        run = tmp_path / objective
+        subprocess.run(
+            [sys.executable, "-m", "ddpm_lite", "train", "--preset", "tiny",
+             "--steps", "2", "--checkpoint-every", "1", "--keep-checkpoints", "5",
+             "--batch-size", "4", "--objective", objective, "--no-download",
+             "--data-dir", str(tmp_path / "none"), "--quiet", "--out", str(run)],
+            check=True, cwd=ROOT, capture_output=True,
+        )  # fmt: skip
+        subprocess.run(
+            [sys.executable, "tools/ship_model.py", str(run / "checkpoint-0000002"),
+             "--out", str(models / f"mnist_{objective}"), "--data-dir", "none",
+             "--half"],
+            check=True, cwd=ROOT, capture_output=True,
+        )  # fmt: skip
+        runs.append(str(run))
+    out = tmp_path / "sweep.json"
+    result = subprocess.run(
+        [sys.executable, "benchmarks/objective_sweep.py", *runs, "--models",
+         str(models), "--n", "4", "--calls", "2", "--batch-size", "4", "--json",
+         str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    data = json.loads(out.read_text())
+    # two checkpoints per run, then a second seed and Heun at the last
+    assert [(p["objective"], p["step"], p["sampler"], p["seed"]) for p in data["points"]] == [
+        ("eps", 1, "ddim", 0), ("eps", 2, "ddim", 0), ("eps", 2, "ddim", 10_000),
+        ("eps", 2, "heun", 0), ("flow", 1, "euler", 0), ("flow", 2, "euler", 0),
+        ("flow", 2, "euler", 10_000), ("flow", 2, "heun", 0),
+    ]  # fmt: skip
+    assert data["live_check"]["objective"] == "flow" and set(data["models"]) == {
+        "eps",
+        "flow",
+    }

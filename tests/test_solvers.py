@@ -288,7 +288,9 @@ def test_network_calls_on_the_straight_path(n):
         g = torch.Generator().manual_seed(0)
         run = flow_trajectory(model, (2, 1), g, n, method, dtype=torch.float64)
         states = list(run)
-        assert [s.t for s in states] == torch.linspace(1, 0, n + 1, dtype=torch.float64).tolist()
+        assert [s.t for s in states] == torch.linspace(
+            1, 0, n + 1, dtype=torch.float64
+        ).tolist()
         assert model.calls == network_calls(method, n, 1000)
 
 
@@ -297,7 +299,7 @@ def test_network_calls_on_the_straight_path(n):
     [
         ({"method": "rk4"}, r"method must be one of \('euler', 'heun'\), got 'rk4'"),
         ({"num_steps": 0}, r"num_steps must be >= 1, got 0"),
-        ({"t_start": 1.5}, r"t_start must be in \(0, 1\], got 1.5"),
+        ({"r_start": 1.5}, r"r_start must be in \(0, 1\], got 1.5"),
     ],
 )
 def test_bad_straight_path_arguments_are_named(kwargs, message):

@@ -14,6 +14,8 @@ import argparse
 import json
 from pathlib import Path
 
+import torch
+
 from ddpm_lite.checkpoint import (
     checkpoint_files,
     load_checkpoint,
@@ -65,13 +67,24 @@ def main() -> None:
         required=True,
         help="the MNIST directory the run used, as written in its command",
     )
+    parser.add_argument(
+        "--half",
+        action="store_true",
+        help="store the weights in float16 (half the size; they load as float32)",
+    )
     args = parser.parse_args()
     tensors, info = load_checkpoint(args.checkpoint)
-    kept = {k: v.float() for k, v in tensors.items() if k.startswith("ema.")}
+    dtype = torch.float16 if args.half else torch.float32
+    kept = {
+        k: v.to(dtype) if v.is_floating_point() else v
+        for k, v in tensors.items()
+        if k.startswith("ema.")
+    }
     kept["history.loss"] = tensors["history.loss"]
     sidecar = without_local_paths(
         {k: info[k] for k in KEPT if k in info}, args.data_dir
     )
+    sidecar["weights_dtype"] = str(dtype).removeprefix("torch.")
     sidecar["source_checkpoint"] = {
         "name": args.checkpoint.name,
         "sha256": sha256_of(checkpoint_files(args.checkpoint)[0]),
