@@ -7,10 +7,10 @@ and cast back to float32 where the graph starts, so the file is about half the s
 while every operation still computes in float32; small tensors (biases, norms, and the
 time embedding's constants) stay float32.
 
-`reference_run` records one run of the package's DDIM sampler with classifier-free
-guidance (its initial x_T, every step's noise, the sample), so that another
-implementation of the sampler, such as the site's JavaScript one, can replay the same
-noise and be checked against it.
+`reference_run` records one run of the package's DDIM sampler or of DPM-Solver++(2M)
+with classifier-free guidance (its initial x_T, every step's noise, the sample), so that
+another implementation of the sampler, such as the site's JavaScript one, can replay the
+same noise and be checked against it.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from . import _validate as v
 from .files import atomic_write
 from .unet import UNet
 
@@ -117,6 +118,9 @@ def onnx_eps_model(path: str | Path):
     return eps_model
 
 
+REFERENCE_SAMPLERS = ("ddim", "dpm-solver++")
+
+
 def reference_run(
     cond_models: dict,
     null_label: int,
@@ -125,12 +129,16 @@ def reference_run(
     labels: list[int],
     scale: float,
     num_steps: int,
-    eta: float,
+    eta: float | None = None,
+    *,
     seed: int,
+    sampler: str = "ddim",
 ) -> dict:
-    """One run of `sampling.ddim_trajectory` (clip_denoised=True) with classifier-free
-    guidance at `scale` for each conditional model (x_t, t, y) -> eps in cond_models:
-    the inputs, the noise drawn (x_T, then one draw per step when eta > 0), and each
+    """One run of `sampling.ddim_trajectory` (sampler "ddim", with eta) or of
+    `solvers.dpm_solver_trajectory` (sampler "dpm-solver++": 2M on the log-SNR steps,
+    deterministic, so no eta) with clip_denoised=True and classifier-free guidance at
+    `scale`, for each conditional model (x_t, t, y) -> eps in cond_models: the inputs,
+    the noise drawn (x_T, then for DDIM one draw per step when eta > 0), and each
     model's sample.
 
     The first model's run records the noise it draws; every other model replays it.
@@ -138,7 +146,13 @@ def reference_run(
     from .guidance import classifier_free_guidance
     from .noise import GeneratorNoise, RecordedNoise, RecordingNoise
     from .sampling import ddim_timesteps, ddim_trajectory, final_sample
+    from .solvers import dpm_solver_trajectory, solver_timesteps
 
+    v.choice("sampler", sampler, REFERENCE_SAMPLERS)
+    if sampler == "ddim" and eta is None:
+        raise ValueError("the DDIM run needs eta")
+    if sampler == "dpm-solver++" and eta is not None:
+        raise ValueError(f"DPM-Solver++ has no eta (no step noise), got eta={eta}")
     y = torch.tensor(labels, dtype=torch.long)
     shape = (len(labels), *image_shape)
     generated = GeneratorNoise(
@@ -146,13 +160,19 @@ def reference_run(
     )
     recording = RecordingNoise(generated)
     samples = {}
+    clip = dict(clip_denoised=True)
     for name, cond_model in cond_models.items():
         eps_model = classifier_free_guidance(cond_model, y, null_label, scale)
         noise = RecordedNoise(recording.draws) if samples else recording
         with torch.no_grad():
-            run = ddim_trajectory(
-                eps_model, schedule, shape, noise, num_steps, eta, clip_denoised=True
-            )
+            if sampler == "ddim":
+                run = ddim_trajectory(
+                    eps_model, schedule, shape, noise, num_steps, eta, **clip
+                )
+            else:
+                run = dpm_solver_trajectory(
+                    eps_model, schedule, shape, noise, num_steps, **clip
+                )
             samples[name] = final_sample(run)
     draws = recording.draws
 
@@ -161,7 +181,10 @@ def reference_run(
         # exact, and half the text.
         return [float(str(v)) for v in x.reshape(-1).numpy()]
 
+    solver = {"order": 2, "spacing": "logsnr"} if sampler == "dpm-solver++" else {}
     return {
+        "sampler": sampler,
+        **solver,
         "labels": labels,
         "scale": scale,
         "num_steps": num_steps,
@@ -169,7 +192,11 @@ def reference_run(
         "seed": seed,
         "clip_denoised": True,
         "shape": list(shape),
-        "timesteps": ddim_timesteps(schedule.T, num_steps),
+        "timesteps": (
+            ddim_timesteps(schedule.T, num_steps)
+            if sampler == "ddim"
+            else solver_timesteps(schedule, num_steps, "logsnr")
+        ),
         "x_T": flat(draws[0]),
         "noise": [flat(z) for z in draws[1:]],
         "samples": {name: flat(sample) for name, sample in samples.items()},

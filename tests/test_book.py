@@ -186,7 +186,7 @@ def test_the_javascript_sampler_mirrors_functions_that_exist():
 
     source = (ROOT / "_static" / "ddpm" / "sampler.mjs").read_text(encoding="utf-8")
     mirrored = re.findall(
-        r"^// (sampling|guidance|diffusion|interpolation|noise)\.(\w+)",
+        r"^// (sampling|guidance|diffusion|interpolation|noise|solvers)\.(\w+)",
         source,
         flags=re.MULTILINE,
     )
@@ -195,6 +195,11 @@ def test_the_javascript_sampler_mirrors_functions_that_exist():
         assert hasattr(importlib.import_module(f"ddpm_lite.{module}"), name), (
             f"ddpm_lite.{module}.{name}"
         )
+    assert {name for module, name in mirrored if module == "solvers"} >= {
+        "solver_timesteps",
+        "dpm_solver_update",
+        "dpm_solver_trajectory_from",
+    }, mirrored
 
 
 def test_the_browser_page_describes_the_reference_case_that_is_exported():

@@ -158,9 +158,66 @@ def test_the_reference_run_records_the_noise_the_sampler_drew(shipped, exported)
     )
 
 
+def test_the_solver_reference_run_records_only_x_T_and_replays_to_its_samples(
+    shipped, exported
+):
+    from ddpm_lite.export import reference_run
+    from ddpm_lite.guidance import classifier_free_guidance
+    from ddpm_lite.noise import RecordedNoise
+    from ddpm_lite.sampling import final_sample
+    from ddpm_lite.solvers import dpm_solver_trajectory, solver_timesteps
+
+    schedule = load_pretrained("mnist-cond").schedule
+    onnx_model = onnx_eps_model(exported[False])
+    case = dict(labels=[3, 7], scale=2.0, num_steps=4, seed=1)
+    record = reference_run(
+        {"torch": shipped, "onnx": onnx_model},
+        10,
+        (1, 28, 28),
+        schedule,
+        **case,
+        sampler="dpm-solver++",
+    )
+    shape = record["shape"]
+    assert (record["sampler"], record["order"], record["spacing"]) == (
+        "dpm-solver++",
+        2,
+        "logsnr",
+    )
+    assert record["eta"] is None and record["noise"] == []  # deterministic: x_T only
+    assert record["timesteps"] == solver_timesteps(schedule, 4, "logsnr")
+    assert record["timesteps"] == [999, 603, 73, 0]
+    # x_T is the seed's first draw, as in the DDIM run with the same seed.
+    x_T = torch.randn(shape, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(torch.tensor(record["x_T"]), x_T.reshape(-1))
+    for name, cond_model in (("torch", shipped), ("onnx", onnx_model)):
+        eps_model = classifier_free_guidance(cond_model, torch.tensor([3, 7]), 10, 2.0)
+        replay = RecordedNoise([x_T])
+        with torch.no_grad():
+            run = dpm_solver_trajectory(
+                eps_model, schedule, shape, replay, 4, clip_denoised=True
+            )
+            sample = final_sample(run)
+        assert replay.used == 1
+        assert torch.equal(sample.reshape(-1), torch.tensor(record["samples"][name])), (
+            name
+        )
+    solver = dict(case, sampler="dpm-solver++")
+    with pytest.raises(ValueError, match="eta"):
+        reference_run({"torch": shipped}, 10, (1, 28, 28), schedule, **solver, eta=0.5)
+    with pytest.raises(ValueError, match="eta"):
+        reference_run({"torch": shipped}, 10, (1, 28, 28), schedule, **case)
+    with pytest.raises(ValueError, match="sampler"):
+        reference_run(
+            {"torch": shipped}, 10, (1, 28, 28), schedule, **case, sampler="heun"
+        )
+
+
 def test_the_site_files_are_exported_again_only_when_their_stamp_changes(
     tmp_path, monkeypatch
 ):
+    import json
+
     from tools import site_models
 
     exports = []
@@ -177,12 +234,22 @@ def test_the_site_files_are_exported_again_only_when_their_stamp_changes(
         "REFERENCE",
         dict(labels=[1], scale=0.0, num_steps=2, eta=0.0, seed=0),
     )
+    monkeypatch.setattr(
+        site_models,
+        "REFERENCE_SOLVER",
+        dict(sampler="dpm-solver++", labels=[1], scale=0.0, num_steps=2, seed=0),
+    )
     assert site_models.export_site_models(tmp_path) and len(exports) == 1
     assert {p.name for p in tmp_path.iterdir()} == {
         "mnist_ddpm.json",
         "mnist_ddpm.reference.json",
+        "mnist_ddpm.reference_dpm_solver.json",
         "mnist_test_digits.json",
     }
+    solver = json.loads((tmp_path / "mnist_ddpm.reference_dpm_solver.json").read_text())
+    assert solver["sampler"] == "dpm-solver++" and solver["tolerance"] == (
+        site_models.TOLERANCE
+    )
     assert (
         not site_models.export_site_models(tmp_path) and len(exports) == 1
     )  # stamp current: nothing written

@@ -611,6 +611,87 @@ def test_the_javascript_time_steps_are_the_packages(visit):
         assert steps == [ddim_timesteps(T, n) for n in range(1, T + 1)], T
 
 
+def test_the_javascript_log_snr_time_steps_are_the_packages(visit):
+    from ddpm_lite.pretrained import load_pretrained
+    from ddpm_lite.solvers import solver_timesteps
+
+    schedule = load_pretrained("mnist-cond").schedule
+    page_schedule = json.loads((MODELS / "mnist_ddpm.json").read_text())
+    assert page_schedule["alpha_bars"] == schedule.alpha_bars.tolist()  # the same T
+    v = visit(BROWSER_PAGE)
+    for t_start in (999, 700, 499, 49, 0):
+        expected, n = [], 1
+        while n <= t_start + 1:  # every n the grid allows, then the first it refuses
+            try:
+                expected.append(solver_timesteps(schedule, n, "logsnr", t_start))
+            except ValueError:
+                break
+            n += 1
+        refused = n if n <= t_start + 1 else None
+        js = v.page.evaluate(f"""async () => {{
+            const m = await import('../_static/ddpm/sampler.mjs');
+            const s = await (await fetch('../_static/models/mnist_ddpm.json')).json();
+            const alphaBars = Float32Array.from(s.alpha_bars);
+            const steps = [];
+            for (let n = 1; n <= {len(expected)}; n++) {{
+                steps.push(m.logSnrTimesteps(alphaBars, n, {t_start}));
+            }}
+            let refused = null;
+            try {{ m.logSnrTimesteps(alphaBars, {len(expected) + 1}, {t_start}); }}
+            catch (e) {{ refused = e.message; }}
+            return {{ steps, refused }}; }}""")
+        assert js["steps"] == expected, t_start
+        if refused is None:
+            assert js["refused"] is not None  # past t_start + 1: out of range
+        else:
+            assert js["refused"] and "distinct time steps" in js["refused"], js
+    assert len(expected) == 1 and len(solver_timesteps(schedule, 38, "logsnr")) == 38
+
+
+def test_the_browser_solver_agrees_with_the_python_solver(visit):
+    reference = json.loads(
+        (MODELS / "mnist_ddpm.reference_dpm_solver.json").read_text()
+    )
+    assert reference["sampler"] == "dpm-solver++" and reference["order"] == 2
+    v = visit(BROWSER_PAGE)
+    press(v.page, "#ddpm-check")
+    assert_clean(v)
+    result = v.page.locator("#ddpm-check-result")
+    assert result.get_attribute("data-solver-same-steps") == "true", result.inner_text()
+    assert result.get_attribute("data-solver-agrees") == "true", result.inner_text()
+    assert result.get_attribute("data-agrees") == "true", result.inner_text()  # DDIM
+    assert "DPM-Solver++(2M)" in result.inner_text()
+    # The same tolerances as DDIM's (tools/site_models.py).
+    for name in ("onnx", "torch"):
+        max_diff = float(result.get_attribute(f"data-solver-max-diff-{name}"))
+        assert max_diff <= reference["tolerance"][name], result.inner_text()
+
+
+def test_dpm_solver_on_the_page_denoises_a_digit_and_says_when_it_takes_fewer_steps(
+    visit,
+):
+    x0 = exported_test_digits()
+    v = visit(BROWSER_PAGE)
+    page = v.page
+    page.select_option("#ddpm-sampler", "dpm-solver++")
+    assert page.locator("#ddpm-eta").is_disabled()  # DDIM's eta: the solver has none
+    page.select_option("#ddpm-start", "digit")
+    set_value(page, "#ddpm-t", 50)
+    set_value(page, "#ddpm-steps", 20)  # the log-SNR grid from t = 50 fits 12
+    status = press(page, "#ddpm-generate")
+    assert_clean(v)
+    assert "16 digits, 12 DPM-Solver++(2M) steps, 12 network calls" in status, status
+    assert "20 asked" in status and "at most 12 steps" in status, status
+    scrub = page.locator("#ddpm-scrub")
+    assert scrub.get_attribute("max") == "12"
+    distance = (canvas_pixels(page, "#ddpm-x0") - x0).abs().mean().item()
+    assert distance < 0.1, distance  # the digit it was given comes back
+    set_value(page, "#ddpm-steps", 10)  # within the grid: as asked
+    status = press(page, "#ddpm-generate")
+    assert "10 DPM-Solver++(2M) steps, 10 network calls:" in status, status
+    assert "asked" not in status, status
+
+
 def test_opened_from_a_file_the_page_says_how_to_serve_it(browser):
     context = browser.new_context()
     page = context.new_page()

@@ -8,6 +8,8 @@ Writes into the directory (ignored by git; Jupyter Book copies _static/ into the
 - mnist_ddpm.reference.json: one run of the package's DDIM sampler with guidance (its noise and its
   samples with the PyTorch model and with this ONNX file), which the page replays to check its
   JavaScript sampler against the Python one;
+- mnist_ddpm.reference_dpm_solver.json: the same for DPM-Solver++(2M) (solvers.py), which draws
+  only x_T;
 - mnist_test_digits.json: the first 16 test digits of the shipped MNIST subset, in [-1, 1].
 The stamp is the SHA-256 of the checkpoint, of the package files the export reads and of this file;
 when it is unchanged nothing is written, so a changed checkpoint (or exporter, sampler) re-exports them.
@@ -41,10 +43,16 @@ SOURCES = (
     "noise.py",  # the reference run's recorded noise
     "guidance.py",
     "schedules.py",
+    "solvers.py",  # the DPM-Solver++(2M) reference run
     "data.py",
 )
 # The fixed case the page replays: two digits, 10 DDIM steps with step noise, guidance on.
 REFERENCE = dict(labels=[3, 7], scale=2.0, num_steps=10, eta=0.5, seed=0)
+# The same digits, guidance and seed with DPM-Solver++(2M) on the log-SNR steps: 10 network calls,
+# no step noise (its x_T is the DDIM run's).
+REFERENCE_SOLVER = dict(
+    sampler="dpm-solver++", labels=[3, 7], scale=2.0, num_steps=10, seed=0
+)
 # Largest |x_browser - x_python| accepted over the sample, in [-1, 1] pixel units, for the Python sampler run
 # with the browser's own model file ("onnx": only the sampler's code and the runtime's kernels differ) and with
 # the PyTorch model ("torch": the browser's weights are float16 too). Measured in headless Chromium: see the
@@ -59,14 +67,13 @@ def stamp(name: str = "mnist-cond") -> str:
     for source in SOURCES:
         digest.update((PACKAGE / source).read_bytes())
     digest.update(Path(__file__).read_bytes())  # this file decides what is written
-    digest.update(
-        json.dumps({**REFERENCE, "tolerance": TOLERANCE}, sort_keys=True).encode()
-    )
+    cases = {"ddim": REFERENCE, "solver": REFERENCE_SOLVER, "tolerance": TOLERANCE}
+    digest.update(json.dumps(cases, sort_keys=True).encode())
     return digest.hexdigest()
 
 
 def export_site_models(out: Path, force: bool = False) -> bool:
-    """Write the four files into out unless their stamp is current; True when they were written."""
+    """Write the five files into out unless their stamp is current; True when they were written."""
     current = stamp()
     schedule_file = out / "mnist_ddpm.json"
     if (
@@ -79,15 +86,20 @@ def export_site_models(out: Path, force: bool = False) -> bool:
     onnx_file = export_onnx(model, out / "mnist_ddpm.onnx", half_weights=True)
     c = model.config
     cond_models = {"onnx": onnx_eps_model(onnx_file), "torch": model}
-    record = reference_run(
-        cond_models,
-        c.num_classes,
-        (c.in_channels, c.image_size, c.image_size),
-        schedule,
-        **REFERENCE,
-    )
-    record["tolerance"] = TOLERANCE
-    write_json(out / "mnist_ddpm.reference.json", record)
+    references = {  # the runs the page's check button replays
+        "mnist_ddpm.reference.json": REFERENCE,
+        "mnist_ddpm.reference_dpm_solver.json": REFERENCE_SOLVER,
+    }
+    for file_name, case in references.items():
+        record = reference_run(
+            cond_models,
+            c.num_classes,
+            (c.in_channels, c.image_size, c.image_size),
+            schedule,
+            **case,
+        )
+        record["tolerance"] = TOLERANCE
+        write_json(out / file_name, record)
     digits = to_model_range(read_mnist_dir(SUBSET_DIR, "test").images[:16])
     write_json(
         out / "mnist_test_digits.json",

@@ -2,7 +2,8 @@
 // Nothing heavy loads with the page: the runtime (from jsDelivr, integrity-checked) and the model are
 // fetched when the reader first presses a button.
 import {
-  RecordedNoise, SeededNormal, classifierFreeGuidance, ddimTimesteps, ddimTrajectoryFrom, qSample, slerp,
+  RecordedNoise, SeededNormal, classifierFreeGuidance, ddimTimesteps, ddimTrajectoryFrom, dpmSolverTrajectoryFrom,
+  logSnrTimesteps, qSample, slerp,
 } from "./sampler.mjs";
 
 const ORT = "https://cdn.jsdelivr.net/npm/onnxruntime-web@1.30.0/dist/";
@@ -14,6 +15,7 @@ const INTEGRITY = {
 };
 const MODELS = new URL("../models/", import.meta.url);
 const GRID = 16; // digits per run, shown 4 x 4
+const SAMPLER_NAMES = { ddim: "DDIM", "dpm-solver++": "DPM-Solver++(2M)" };
 
 const $ = (id) => document.getElementById(id);
 let loaded = null; // {ort, runtime, schedule, threads, seconds}, after the first press
@@ -81,6 +83,7 @@ function setStatus(state, text) {
 function settings() {
   const digit = $("ddpm-digit").value;
   return {
+    sampler: $("ddpm-sampler").value,
     start: $("ddpm-start").value,
     seed: Number($("ddpm-seed").value) >>> 0,
     steps: Number($("ddpm-steps").value),
@@ -134,6 +137,27 @@ async function testDigits() {
 
 const yieldToBrowser = () => new Promise((resolve) => setTimeout(resolve, 0));
 
+// The most steps, up to `wanted`, that DPM-Solver++'s log-SNR grid from tStart takes: beyond it two of its points
+// round to the same time step (38 from t = 1000, 23 from t = 500).
+function mostLogSnrSteps(alphaBars, tStart, wanted) {
+  for (let n = Math.min(wanted, tStart + 1); n > 1; n--) {
+    try {
+      logSnrTimesteps(alphaBars, n, tStart);
+      return n;
+    } catch {
+      // too many for the grid: try one fewer
+    }
+  }
+  return 1;
+}
+
+// The chosen sampler from xt at tStart: DDIM (eta, its step noise from `noise`) or DPM-Solver++(2M), which draws
+// no noise. Both clip x0_pred to [-1, 1]; either way one network call per step.
+function trajectory(sampler, epsModel, alphaBars, xt, tStart, noise, numSteps, eta, clipDenoised) {
+  if (sampler === "dpm-solver++") return dpmSolverTrajectoryFrom(epsModel, alphaBars, xt, tStart, numSteps, 2, clipDenoised);
+  return ddimTrajectoryFrom(epsModel, alphaBars, xt, tStart, noise, numSteps, eta, clipDenoised);
+}
+
 async function generate() {
   const s = settings();
   const { schedule } = await load();
@@ -169,7 +193,16 @@ async function generate() {
     tStart = schedule.T - 1;
     xt = noise.randn(n);
   }
-  const numSteps = Math.min(s.steps, tStart + 1);
+  let numSteps = Math.min(s.steps, tStart + 1);
+  let note = "";
+  if (s.sampler === "dpm-solver++") {
+    const most = mostLogSnrSteps(schedule.alphaBars, tStart, numSteps);
+    if (most < numSteps) {
+      note = ` (${s.steps} asked; DPM-Solver++'s log-SNR grid from t = ${tStart + 1} fits at most ${most} steps)`;
+      numSteps = most;
+    }
+  }
+  const samplerName = SAMPLER_NAMES[s.sampler];
   const labels = new Int32Array(GRID).fill(s.digit ?? schedule.null_label);
   const epsModel = classifierFreeGuidance(condModel(loaded), labels, schedule.null_label, s.digit === null ? 0 : s.scale);
   run = { states: [], x0 };
@@ -177,59 +210,88 @@ async function generate() {
   const progress = $("ddpm-progress");
   progress.max = numSteps;
   const began = performance.now();
-  for await (const state of ddimTrajectoryFrom(epsModel, schedule.alphaBars, xt, tStart, noise, numSteps, eta, true)) {
+  const states = trajectory(s.sampler, epsModel, schedule.alphaBars, xt, tStart, noise, numSteps, eta, true);
+  for await (const state of states) {
     run.states.push(state);
     progress.value = run.states.length - 1;
     show(run.states.length - 1);
     const seconds = (performance.now() - began) / 1000;
-    setStatus("running", `step ${run.states.length - 1} of ${numSteps} · ${seconds.toFixed(1)} s`);
+    setStatus("running", `${samplerName} step ${run.states.length - 1} of ${numSteps}${note} · ${seconds.toFixed(1)} s`);
     await yieldToBrowser();
   }
   const seconds = (performance.now() - began) / 1000;
   const scrub = $("ddpm-scrub");
   Object.assign(scrub, { min: 0, max: run.states.length - 1, value: run.states.length - 1, disabled: false });
   $("ddpm-status").dataset.loadSeconds = loaded.seconds.toFixed(3);
-  setStatus("done", `${GRID} digits, ${numSteps} DDIM steps: ${seconds.toFixed(1)} s ` +
+  setStatus("done", `${GRID} digits, ${numSteps} ${samplerName} steps, ${numSteps} network calls${note}: ` +
+    `${seconds.toFixed(1)} s ` +
     `(${loaded.threads} WebAssembly thread${loaded.threads > 1 ? "s" : ""}; runtime and model loaded in ${loaded.seconds.toFixed(1)} s). ` +
     "Drag the slider below the images to go back through the run.");
   $("ddpm-status").dataset.sampleSeconds = seconds.toFixed(3);
 }
 
-// Replay a recorded run of the Python sampler (its x_T and step noise) and compare the samples.
-async function check() {
-  const { schedule } = await load();
-  const reference = await fetchChecked(new URL("mnist_ddpm.reference.json", MODELS)).then((r) => r.json());
-  setStatus("running", "Replaying the Python sampler's noise…");
+// The recorded runs of the Python samplers the check replays: file, sampler, and the prefix of the result's data
+// attributes (DDIM: data-max-diff-onnx, data-same-steps, data-agrees; 2M: data-solver-max-diff-onnx, ...).
+const REFERENCES = [
+  { file: "mnist_ddpm.reference.json", sampler: "ddim", prefix: "" },
+  { file: "mnist_ddpm.reference_dpm_solver.json", sampler: "dpm-solver++", prefix: "solver" },
+];
+
+// Replay one recorded run (its x_T and, for DDIM, its step noise); compare the time steps and the samples.
+async function replay({ file, sampler, prefix }, schedule, result) {
+  const reference = await fetchChecked(new URL(file, MODELS)).then((r) => r.json());
+  const name = SAMPLER_NAMES[sampler];
+  setStatus("running", `Replaying the Python sampler's noise through ${name}…`);
   const labels = Int32Array.from(reference.labels);
   const epsModel = classifierFreeGuidance(condModel(loaded), labels, schedule.null_label, reference.scale);
   const noise = new RecordedNoise([reference.x_T, ...reference.noise]);
   const xT = noise.randn(reference.x_T.length);
   let last = null;
-  for await (const state of ddimTrajectoryFrom(epsModel, schedule.alphaBars, xT, schedule.T - 1, noise,
+  for await (const state of trajectory(sampler, epsModel, schedule.alphaBars, xT, schedule.T - 1, noise,
     reference.num_steps, reference.eta, reference.clip_denoised)) last = state;
-  const sameSteps = JSON.stringify(ddimTimesteps(schedule.T, reference.num_steps)) === JSON.stringify(reference.timesteps);
-  const result = $("ddpm-check-result");
-  const lines = [`Digits ${reference.labels.join(", ")}, ${reference.num_steps} DDIM steps, η = ${reference.eta}, ` +
+  const timesteps = sampler === "ddim" ? ddimTimesteps(schedule.T, reference.num_steps)
+    : logSnrTimesteps(schedule.alphaBars, reference.num_steps);
+  const sameSteps = JSON.stringify(timesteps) === JSON.stringify(reference.timesteps);
+  const how = sampler === "ddim" ? `${reference.num_steps} DDIM steps, η = ${reference.eta}`
+    : `${reference.num_steps} ${name} steps (log-SNR spacing)`;
+  const lines = [`Digits ${reference.labels.join(", ")}, ${how}, ${reference.num_steps} network calls, ` +
     `guidance scale ${reference.scale}; time steps ${sameSteps ? "identical" : "DIFFERENT"}.`];
   let agree = sameSteps;
   const against = { onnx: "Python sampler, this page's model file (onnxruntime)", torch: "Python sampler, PyTorch model" };
-  for (const [name, sample] of Object.entries(reference.samples)) {
+  const key = (word) => (prefix ? prefix + word[0].toUpperCase() + word.slice(1) : word);
+  for (const [model, sample] of Object.entries(reference.samples)) {
     let maxDiff = 0;
     for (let i = 0; i < last.xt.length; i++) maxDiff = Math.max(maxDiff, Math.abs(last.xt[i] - sample[i]));
-    const ok = maxDiff <= reference.tolerance[name];
+    const ok = maxDiff <= reference.tolerance[model];
     agree = agree && ok;
-    result.dataset["maxDiff" + name[0].toUpperCase() + name.slice(1)] = String(maxDiff);
-    lines.push(`${against[name] ?? name}: largest |x_browser − x_Python| = ${maxDiff.toExponential(2)} ` +
-      `(tolerance ${reference.tolerance[name]}) ${ok ? "✓" : "✗"}`);
+    result.dataset[key("maxDiff") + model[0].toUpperCase() + model.slice(1)] = String(maxDiff);
+    lines.push(`${against[model] ?? model}: largest |x_browser − x_Python| = ${maxDiff.toExponential(2)} ` +
+      `(tolerance ${reference.tolerance[model]}) ${ok ? "✓" : "✗"}`);
   }
+  result.dataset[key("sameSteps")] = String(sameSteps);
+  result.dataset[key("agrees")] = String(agree);
+  return { name, agree, lines, browser: last.xt, python: reference.samples.torch };
+}
+
+// Replay the recorded runs of both Python samplers and compare the samples.
+async function check() {
+  const { schedule } = await load();
+  const result = $("ddpm-check-result");
+  const runs = [];
+  for (const reference of REFERENCES) runs.push(await replay(reference, schedule, result));
+  const agree = runs.every((r) => r.agree);
+  const lines = runs.flatMap((r) => [`${r.name}:`, ...r.lines, r.agree ? "They agree." : "They DISAGREE.", ""]);
   lines.push(agree ? "The samplers agree." : "The samplers DISAGREE.");
   result.dataset.ok = String(agree);
   result.innerText = lines.join("\n");
   const size = schedule.image_size;
-  const both = new Float32Array(2 * last.xt.length);
-  both.set(last.xt);
-  both.set(reference.samples.torch, last.xt.length);
-  draw($("ddpm-check-canvas"), both, 2 * labels.length, size);
+  const n = runs[0].browser.length;
+  const all = new Float32Array(2 * n * runs.length); // per run, a row: the browser's samples, then Python's
+  runs.forEach((r, k) => {
+    all.set(r.browser, 2 * n * k);
+    all.set(r.python, 2 * n * k + n);
+  });
+  draw($("ddpm-check-canvas"), all, all.length / (size * size), size);
   $("ddpm-check-figure").style.display = "inline-block";
   setStatus("done", "Check finished.");
 }
@@ -262,10 +324,11 @@ function bindOutputs() {
     const start = $("ddpm-start").value;
     $("ddpm-t").disabled = start === "noise";
     $("ddpm-from").disabled = $("ddpm-to").disabled = start !== "interpolate";
-    $("ddpm-eta").disabled = start === "interpolate";
+    $("ddpm-eta").disabled = start === "interpolate" || $("ddpm-sampler").value !== "ddim";
   };
   $("ddpm-digit").addEventListener("change", modes);
   $("ddpm-start").addEventListener("change", modes);
+  $("ddpm-sampler").addEventListener("change", modes);
   modes();
 }
 

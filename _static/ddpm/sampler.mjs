@@ -1,4 +1,5 @@
-// ddpm_lite.sampling and ddpm_lite.guidance in JavaScript, for the page "Generate in your browser".
+// ddpm_lite.sampling, ddpm_lite.guidance and DPM-Solver++(2M) of ddpm_lite.solvers in JavaScript,
+// for the page "Generate in your browser".
 // Same symbols as the package: alpha_bar, x0_pred, sigma_ts, eps. A state x_t is a Float32Array of
 // the whole batch (B * 1 * 28 * 28 values); every image of a batch is at the same code index t.
 // The schedule's alpha_bars come from the package (mnist_ddpm.json), never recomputed here.
@@ -161,4 +162,134 @@ export function qSample(alphaBars, x0, t, eps) {
   const out = new Float32Array(x0.length);
   for (let i = 0; i < x0.length; i++) out[i] = Math.sqrt(alphaBars[t]) * x0[i] + Math.sqrt(1 - alphaBars[t]) * eps[i];
   return out;
+}
+
+// solvers.solver_timesteps with spacing "logsnr": numSteps distinct code indices from
+// tStart (default T - 1) down to 0, evenly spaced in
+// lambda = 0.5 log(alpha_bar / (1 - alpha_bar)), each the nearest index (the first of a
+// tie, as torch's argmin). In float64 like the package, with the targets made as
+// torch.linspace makes them (its first half from the start, the rest from the end), so
+// the indices are the package's. At T = 1000 the grid fits at most 38 steps.
+export function logSnrTimesteps(alphaBars, numSteps, tStart = alphaBars.length - 1) {
+  const T = alphaBars.length;
+  if (!(Number.isInteger(tStart) && 0 <= tStart && tStart < T)) {
+    throw new RangeError(`t_start must be in [0, ${T - 1}], got ${tStart}`);
+  }
+  const most = tStart + 1;
+  if (!(Number.isInteger(numSteps) && 1 <= numSteps && numSteps <= most)) {
+    throw new RangeError(`num_steps must be in [1, ${most}], got ${numSteps}`);
+  }
+  const key = [];
+  for (let t = 0; t <= tStart; t++) {
+    key.push(0.5 * Math.log(alphaBars[t] / (1 - alphaBars[t])));
+  }
+  const [start, end] = [key[tStart], key[0]];
+  const step = (end - start) / (numSteps - 1);
+  const half = Math.floor(numSteps / 2);
+  const steps = new Set();
+  for (let i = 0; i < numSteps; i++) {
+    // torch.linspace(start, end, 1) is [start]
+    const target = numSteps === 1 ? start
+      : i < half ? start + step * i : end - step * (numSteps - 1 - i);
+    let nearest = 0;
+    for (let t = 1; t <= tStart; t++) {
+      if (Math.abs(key[t] - target) < Math.abs(key[nearest] - target)) nearest = t;
+    }
+    steps.add(nearest);
+  }
+  const sorted = [...steps].sort((a, b) => b - a);
+  if (sorted.length < numSteps) {
+    throw new RangeError(
+      `num_steps=${numSteps} with spacing 'logsnr' rounds to only ${sorted.length} ` +
+        `distinct time steps below t_start=${tStart}; use fewer`,
+    );
+  }
+  return sorted;
+}
+
+// solvers._alpha_std_lambda: alpha = sqrt(alpha_bar), std = sqrt(1 - alpha_bar) and
+// the log-SNR lambda = log(alpha / std); at the data (alpha_bar = 1) std = 0 and
+// lambda = +Infinity.
+function alphaStdLambda(alphaBar) {
+  if (alphaBar >= 1) return [1, 0, Infinity];
+  const alpha = Math.sqrt(alphaBar);
+  const std = Math.sqrt(1 - alphaBar);
+  return [alpha, std, Math.log(alpha / std)];
+}
+
+// solvers._predict, its x0_pred: (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t),
+// with clipDenoised clipped to [-1, 1].
+function predictX0(alphaBar, xt, eps, clipDenoised) {
+  const x0Pred = new Float32Array(xt.length);
+  for (let i = 0; i < xt.length; i++) {
+    const x0 = (xt[i] - Math.sqrt(1 - alphaBar) * eps[i]) / Math.sqrt(alphaBar);
+    x0Pred[i] = clipDenoised ? Math.min(Math.max(x0, -1), 1) : x0;
+  }
+  return x0Pred;
+}
+
+// solvers.dpm_solver_update (Lu et al. 2022), orders 1 and 2: one step from t to s < t.
+//   h = lambda_s - lambda_t,  x_s = (std_s / std_t) x_t - alpha_s (e^-h - 1) D
+//   order 1: D = x0_t (DDIM);  order 2: D = x0_t + (x0_t - x0_prev) / (2 r),
+//   r = (lambda_t - lambda_prev) / h.  To the data (alpha_bar_s = 1): x0_t itself.
+// x0Preds: newest first; lambdas: where each was made. Coefficients in float64.
+export function dpmSolverUpdate(xt, alphaBarT, alphaBarS, x0Preds, lambdas) {
+  const order = x0Preds.length;
+  if (order !== 1 && order !== 2) {
+    throw new RangeError(`order must be 1 or 2, got ${order}`);
+  }
+  const [, stdT, lambdaT] = alphaStdLambda(alphaBarT);
+  const [alphaS, stdS, lambdaS] = alphaStdLambda(alphaBarS);
+  if (stdS === 0) {
+    if (order !== 1) throw new RangeError("the step to the data has order 1 only");
+    return x0Preds[0];
+  }
+  const h = lambdaS - lambdaT;
+  const phi1 = Math.expm1(-h); // e^-h - 1, accurate for small h
+  const [a, b] = [stdS / stdT, alphaS * phi1];
+  const m0 = x0Preds[0];
+  const xs = new Float32Array(xt.length);
+  if (order === 1) {
+    for (let i = 0; i < xt.length; i++) xs[i] = a * xt[i] - b * m0[i];
+    return xs;
+  }
+  const r0 = (lambdaT - lambdas[1]) / h;
+  const m1 = x0Preds[1];
+  for (let i = 0; i < xt.length; i++) {
+    xs[i] = a * xt[i] - b * (m0[i] + 0.5 * ((m0[i] - m1[i]) / r0));
+  }
+  return xs;
+}
+
+// solvers.dpm_solver_trajectory_from: yield x_t (at code index tStart), then the state
+// after each of numSteps DPM-Solver++ steps on the log-SNR grid, the last at t = -1:
+// numSteps network calls. Step k (from 0) has order min(order, k + 1), the last (to
+// the data) order 1. It draws no noise: only x_t is random.
+export async function* dpmSolverTrajectoryFrom(
+  epsModel, alphaBars, xt, tStart, numSteps, order, clipDenoised,
+) {
+  if (order !== 1 && order !== 2) {
+    throw new RangeError(`order must be 1 or 2, got ${order}`);
+  }
+  const steps = logSnrTimesteps(alphaBars, numSteps, tStart);
+  yield { t: steps[0], xt, x0Pred: null };
+  let x0Preds = [];
+  let lambdas = [];
+  for (let k = 0; k < steps.length; k++) {
+    const t = steps[k];
+    const s = k + 1 < steps.length ? steps[k + 1] : -1;
+    const eps = await epsModel(xt, t);
+    const x0Pred = predictX0(alphaBars[t], xt, eps, clipDenoised);
+    x0Preds = [x0Pred, ...x0Preds].slice(0, order);
+    lambdas = [alphaStdLambda(alphaBars[t])[2], ...lambdas].slice(0, order);
+    const used = s === -1 ? 1 : Math.min(order, k + 1);
+    xt = dpmSolverUpdate(
+      xt,
+      alphaBars[t],
+      alphaBarAt(alphaBars, s),
+      x0Preds.slice(0, used),
+      lambdas.slice(0, used),
+    );
+    yield { t: s, xt, x0Pred };
+  }
 }
