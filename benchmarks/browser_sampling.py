@@ -3,8 +3,9 @@
     make book site-assets && python benchmarks/browser_sampling.py
 
 Serves _build/html on 127.0.0.1, answers the page's requests for onnxruntime-web from the npm
-package (`make site-assets`), presses Generate for 16 digits at 10 and 50 DDIM steps, unguided (one
-batch of 16 per step) and guided (digit 7, w = 2: one batch of 32), and prints the times the page
+package (`make site-assets`), presses Generate for 16 digits at 10 and 50 DDIM steps and at 10 and 20
+DPM-Solver++(2M) steps (one network call each), unguided (one batch of 16 per step) and guided
+(digit 7, w = 2: one batch of 32), and prints the times the page
 itself measures (performance.now() around the sampling loop; the first press also loads the runtime
 and the model, reported apart). One WebAssembly thread: the server is not cross-origin isolated.
 """
@@ -53,7 +54,8 @@ def route(request_route) -> None:
     )  # other CDN files (MathJax, widgets) are not needed for timing
 
 
-def press(page, digit: str, steps: int) -> dict:
+def press(page, digit: str, steps: int, sampler: str = "ddim") -> dict:
+    page.select_option("#ddpm-sampler", sampler)
     page.select_option("#ddpm-digit", digit)
     page.evaluate(
         f"() => {{ const s = document.getElementById('ddpm-steps'); s.value = '{steps}'; s.dispatchEvent(new Event('input')); }}"
@@ -114,13 +116,18 @@ def main() -> None:
             ("any", "unguided, batch 16"),
             ("7", "digit 7 at w = 2, batch 32"),
         ):
-            for steps in (10, 50):
-                seconds = min(
-                    press(page, digit, steps)["sample"] for _ in range(args.repeats)
-                )
-                print(
-                    f"16 digits, {steps} DDIM steps, {label}: {seconds:.2f} s ({1000 * seconds / steps:.0f} ms per step)"
-                )
+            for sampler, name, counts in (
+                ("ddim", "DDIM", (10, 50)),
+                ("dpm-solver++", "DPM-Solver++(2M)", (10, 20)),
+            ):
+                for steps in counts:
+                    seconds = min(
+                        press(page, digit, steps, sampler)["sample"]
+                        for _ in range(args.repeats)
+                    )
+                    print(
+                        f"16 digits, {steps} {name} steps, {label}: {seconds:.2f} s ({1000 * seconds / steps:.0f} ms per step)"
+                    )
         browser.close()
     server.shutdown()
     total, total_gz = 0, 0
