@@ -206,7 +206,7 @@ class Batch(NamedTuple):
 class TrainState:
     """Everything the next training step depends on, and its checkpoint layout.
 
-    A checkpoint's tensors are named by PREFIXES: "model." and "ema." the two networks'
+    A checkpoint's tensors are named by prefix: "model." and "ema." the two networks'
     weights (what `trained.load_trained` reads), "optimizer." the AdamW moments,
     "rng." the random states, "history." the loss per step.
     """
@@ -218,8 +218,6 @@ class TrainState:
     generator: torch.Generator  # batches, labels dropped, t and eps
     losses: list[float] = field(default_factory=list)
     step: int = 0  # optimizer steps taken
-
-    PREFIXES = ("model.", "ema.", "optimizer.", "rng.", "history.")
 
     @classmethod
     def create(
