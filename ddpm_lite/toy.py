@@ -240,7 +240,8 @@ def exact_velocity_model(mixture: GaussianMixture):
 
     nu*(x, r) = E[eps - x0 | x_r = x] = (x - E[x0 | x_r = x]) / r on the straight path
     x_r = (1 - r) x0 + r eps. E[x0 | x_r] is each component's posterior mean (Gaussian
-    conditioning) weighted by its responsibility, so nu* is defined at r = 1 too.
+    conditioning) weighted by its responsibility, so nu* is defined at r = 1 too (not
+    at r = 0, where x_r is the data itself and the solvers never ask).
     Book: eq. marginal-velocity
     """
 
