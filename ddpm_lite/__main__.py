@@ -496,8 +496,15 @@ def run_train_noisy_classifier(
 
 def run_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     from .export import export_onnx, write_schedule
+    from .trained import objective_of
 
-    model, schedule = _load_model(args, parser, torch.device("cpu"))
+    model, schedule, info = _load_model(args, parser, torch.device("cpu"))
+    if objective_of(info) != "eps":
+        parser.error(
+            "export-onnx exports eps-prediction models (the browser's samplers use "
+            "eps); "
+            f"this checkpoint's objective is {objective_of(info)!r}"
+        )
     path = export_onnx(model, args.out, half_weights=args.half_weights)
     sidecar = write_schedule(args.out.with_suffix(".json"), schedule.alpha_bars, model)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB) and {sidecar}")

@@ -305,6 +305,9 @@ def test_train_each_objective_then_sample_with_its_sampler(objective, tmp_path, 
     other = "ddim" if objective == "flow" else "euler"
     code, _, err = exits(["sample", str(tmp_path), "--sampler", other], capsys)
     assert code == 2 and f"objective {objective!r}" in err and repr(other) in err
+    onnx = ["export-onnx", str(tmp_path), "--out", str(tmp_path / "m.onnx")]
+    code, _, err = exits(onnx, capsys)
+    assert code == 2 and f"this checkpoint's objective is {objective!r}" in err
 
 
 def test_label_on_an_unconditional_checkpoint_is_an_error(tmp_path, capsys):
