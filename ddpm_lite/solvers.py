@@ -31,7 +31,7 @@ from torch import Tensor
 from . import _validate as v
 from .diffusion import EpsModel, eps_from_x0, x0_from_eps
 from .noise import noise_source
-from .objectives import OBJECTIVES, target, x0_eps_from_prediction
+from .objectives import OBJECTIVES, VP_OBJECTIVES, target, x0_eps_from_prediction
 from .sampling import (
     Noise,
     SamplerState,
@@ -359,7 +359,7 @@ FLOW_METHODS = ("euler", "heun")
 SAMPLERS = ("ddpm", "ddim", "dpm-solver++", "heun", "euler")
 # which samplers each objective's model can use: eps, x0 and v models are eps-models
 SAMPLERS_FOR = {
-    **{o: ("ddpm", "ddim", "dpm-solver++", "heun") for o in OBJECTIVES[:3]},
+    **{o: ("ddpm", "ddim", "dpm-solver++", "heun") for o in VP_OBJECTIVES},
     "flow": FLOW_METHODS,
 }
 

@@ -49,6 +49,16 @@ def batch(objective, n=64, seed=0):
     return x0, eps, t, *path_coefficients(objective, SCHEDULE, t, x0)
 
 
+def test_the_targets_are_the_table_written_out():
+    """Independent of target_coefficients: the round trip below would pass any table."""
+    x0, eps, t, a, b = batch("eps")
+    assert torch.equal(target("eps", x0, eps, a, b), eps)
+    assert torch.equal(target("x0", x0, eps, a, b), x0)
+    assert torch.equal(target("v", x0, eps, a, b), a * eps - b * x0)
+    x0, eps, r, a, b = batch("flow")
+    assert torch.equal(target("flow", x0, eps, a, b), eps - x0)
+
+
 @pytest.mark.parametrize("objective", OBJECTIVES)
 def test_each_target_gives_x0_and_eps_back(objective):
     x0, eps, t, a, b = batch(objective)
