@@ -319,17 +319,22 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
     mnist = _load_split(args, parser, "train")
     images = mnist.images[: args.images] if args.images else mnist.images
     labels = mnist.labels[: len(images)] if args.class_conditional else None
-    result = train(
-        unet_config,
-        config,
-        to_model_range(images),
-        args.out,
-        resume=not args.no_resume,
-        progress=not args.quiet,
-        data_note=f"MNIST train, {len(images)} images from {mnist.source}",
-        labels=labels,
-        command=args.command_line,
-    )
+    from .checkpoint import CheckpointError
+
+    try:
+        result = train(
+            unet_config,
+            config,
+            to_model_range(images),
+            args.out,
+            resume=not args.no_resume,
+            progress=not args.quiet,
+            data_note=f"MNIST train, {len(images)} images from {mnist.source}",
+            labels=labels,
+            command=args.command_line,
+        )
+    except CheckpointError as err:  # resuming, with no intact checkpoint in --out
+        parser.exit(2, f"error: {err}\n")
     print(f"final loss {result.losses[-1]:.4f}; checkpoint {result.checkpoint}")
 
 
@@ -379,8 +384,8 @@ def run_sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Non
         parser.error(f"--sampler: {err}")
     if args.steps > schedule.T:
         parser.error(f"--steps must be in [1, {schedule.T}], got {args.steps}")
-    if not args.eta >= 0:
-        parser.error(f"--eta must be >= 0, got {args.eta}")
+    if not 0 <= args.eta <= 1:
+        parser.error(f"--eta must be in [0, 1] (DDIM's family), got {args.eta}")
     eps_model = model
     if args.label is not None:
         if model.config.num_classes is None:

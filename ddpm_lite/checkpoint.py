@@ -90,13 +90,18 @@ def config_from_json(config_cls: type, values: dict[str, Any]) -> Any:
     )
 
 
-def latest_checkpoint(directory: Path, prefix: str = "checkpoint-") -> Path | None:
-    """The stem of the highest-step complete checkpoint in directory, or None."""
-    stems = sorted(
+def complete_checkpoints(directory: Path, prefix: str = "checkpoint-") -> list[Path]:
+    """The stems of directory's checkpoints that have both files, oldest first."""
+    return sorted(
         p.with_suffix("")
         for p in Path(directory).glob(f"{prefix}*.json")
         if checkpoint_files(p.with_suffix(""))[0].is_file()
     )
+
+
+def latest_checkpoint(directory: Path, prefix: str = "checkpoint-") -> Path | None:
+    """The stem of the highest-step complete checkpoint in directory, or None."""
+    stems = complete_checkpoints(directory, prefix)
     return stems[-1] if stems else None
 
 

@@ -115,6 +115,9 @@ def ddim_update(
     With clip_denoised, x0_pred is clipped to [-1, 1] and eps is recomputed from it, so
     x_t, x0_pred and eps stay on one line (eq. fwd-marginal). alpha_bar_prev: a scalar
     tensor, or (B, 1, ..., 1). Trusts its inputs: no checks, no host-device sync.
+    eta must be in [0, 1] (the checked callers refuse more): above 1, sigma_ts^2 would
+    exceed 1 - alpha_bar_prev and the clamp below, there only for round-off, would
+    silently change the step into one outside DDIM's family.
     Book: eq. ddim-step
     """
     alpha_bar = gather(schedule.alpha_bars, t, xt)
@@ -156,7 +159,7 @@ def ddim_step(
     """
     v.check_tensor("xt", xt)
     v.check_like("eps", eps, "xt", xt)
-    v.at_least("eta", eta, 0.0)
+    v.in_unit_interval("eta", eta)  # eta > 1 would leave the family
     if eta > 0:
         if noise is None:
             raise ValueError("noise is required when eta > 0")
@@ -275,7 +278,7 @@ def ddim_trajectory(
     clip_denoised as in ddpm_trajectory.
     Book: eq. ddim-step
     """
-    v.at_least("eta", eta, 0.0)
+    v.in_unit_interval("eta", eta)  # eta > 1 would leave the family
     ddim_timesteps(schedule.T, num_steps)  # checks num_steps before the noise is drawn
     xT, noise = start_chain(schedule, shape, generator, device, dtype)
     yield from ddim_trajectory_from(
@@ -302,7 +305,7 @@ def ddim_trajectory_from(
     """
     v.check_tensor("xt", xt)
     v.step_index("t_start", t_start, schedule.T)
-    v.at_least("eta", eta, 0.0)
+    v.in_unit_interval("eta", eta)  # eta > 1 would leave the family
     v.num_steps(num_steps, t_start + 1, f"t_start={t_start}")
     # eta = 0 draws nothing, so a deterministic run may pass generator=None
     noise = noise_source(generator, xt.device, xt.dtype) if eta > 0 else None

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import math
 import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,7 +25,12 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from . import _validate as v
-from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import (
+    CheckpointError,
+    complete_checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+)
 from .devices import DEVICES, describe_device, resolve_device
 from .diffusion import EpsModel, loss_simple
 from .distributed import (
@@ -528,13 +534,30 @@ class _Run:
         return TrainResult(state.model, state.ema, state.losses, checkpoint, seconds)
 
     def resume(self, state: TrainState) -> tuple[Path | None, float]:
-        """Load out_dir's newest checkpoint into state: (its stem, its wall time)."""
-        checkpoint = latest_checkpoint(self.out_dir)
-        if checkpoint is None:
-            return None, 0.0
-        tensors, info = load_checkpoint(checkpoint, self.device)
-        state.load_state_dict(tensors, info)
-        return checkpoint, info.get("wall_seconds_total", 0.0)
+        """Load out_dir's newest intact checkpoint into state: (its stem, its wall
+        time). Newer damaged ones (a copy cut short, a checksum that fails) are skipped,
+        and said so on stderr: a long run must not lose its hours to one bad file."""
+        damaged = []
+        for stem in reversed(complete_checkpoints(self.out_dir)):
+            try:
+                tensors, info = load_checkpoint(stem, self.device)
+            except ValueError as error:  # CheckpointError, or a sidecar cut short
+                damaged.append(f"{stem.name} ({error})")
+                continue
+            if damaged and self.world.main:
+                print(
+                    f"resuming from {stem.name}: skipped the damaged "
+                    + ", ".join(damaged),
+                    file=sys.stderr,
+                )
+            state.load_state_dict(tensors, info)
+            return stem, info.get("wall_seconds_total", 0.0)
+        if damaged:
+            raise CheckpointError(
+                f"no intact checkpoint to resume from in {self.out_dir}: "
+                f"{'; '.join(damaged)} (--no-resume starts afresh)"
+            )
+        return None, 0.0
 
     def save(self, state: TrainState, images: int, elapsed: float) -> Path:
         record = dict(self.record)

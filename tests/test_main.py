@@ -119,7 +119,11 @@ def test_help_exits_cleanly(command, capsys):
         ),
         (
             ["sample", "--pretrained", "mnist", "--eta", "-1"],
-            "--eta must be >= 0, got -1.0",
+            "--eta must be in [0, 1] (DDIM's family), got -1.0",
+        ),
+        (
+            ["sample", "--pretrained", "mnist", "--eta", "1.5"],
+            "--eta must be in [0, 1] (DDIM's family), got 1.5",
         ),
         (
             ["sample", "/nonexistent/checkpoint"],
@@ -168,6 +172,19 @@ def test_help_exits_cleanly(command, capsys):
 def test_bad_arguments_exit_2_with_a_message(args, message, capsys):
     code, _, err = exits(args, capsys)
     assert code == 2 and message in err, err
+
+
+def test_train_with_no_intact_checkpoint_to_resume_says_so_in_one_line(
+    tmp_path, capsys
+):
+    args = [*TRAIN_ARGS, "--checkpoint-every", "2", "--out", str(tmp_path)]
+    main([*args, "--steps", "2"])
+    weights = tmp_path / "checkpoint-0000002.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])  # a copy cut short
+    code, _, err = exits([*args, "--steps", "4"], capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, err
+    assert "no intact checkpoint" in lines[0] and "checkpoint-0000002" in lines[0]
 
 
 def test_resume_after_a_kill_repeats_the_loss_trajectory(tmp_path):

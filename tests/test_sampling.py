@@ -308,9 +308,14 @@ def test_ddim_t_prev_below_minus_one_is_rejected(schedule):
         ddim_step(schedule, torch.zeros(1, 2), 5, -2, torch.zeros(1, 2))
 
 
-def test_negative_eta_is_rejected(schedule):
-    with pytest.raises(ValueError, match="eta must be >= 0"):
-        ddim_step(schedule, torch.zeros(1, 2), 5, 4, torch.zeros(1, 2), eta=-1.0)
+@pytest.mark.parametrize("eta", [-1.0, 1.5, float("nan")])
+def test_eta_outside_the_ddim_family_is_rejected(schedule, eta):
+    # above 1, sigma_ts^2 > 1 - alpha_bar_prev: the step would leave the family
+    z = torch.zeros(1, 2)
+    with pytest.raises(ValueError, match=r"eta must be in \[0, 1\]"):
+        ddim_step(schedule, z, 5, 4, z, eta=eta, noise=z)
+    with pytest.raises(ValueError, match=r"eta must be in \[0, 1\]"):
+        next(ddim_trajectory(lambda x, t: x, schedule, (1, 2), None, 5, eta))
 
 
 @pytest.mark.parametrize("num_steps", [0, 1001])

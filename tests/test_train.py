@@ -5,6 +5,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from ddpm_lite.checkpoint import CheckpointError
 from ddpm_lite.data import load_mnist, to_model_range
 from ddpm_lite.presets import PRESETS
 from ddpm_lite.schedules import NoiseSchedule, make_betas
@@ -110,6 +111,26 @@ def test_resumed_run_repeats_the_unbroken_loss_trajectory(tmp_path, images):
     )  # stops after the first checkpoint
     resumed = train(TINY_UNET, tiny_config(6), images, tmp_path / "b", progress=False)
     assert resumed.losses == unbroken.losses and len(unbroken.losses) == 6
+
+
+def test_a_damaged_newest_checkpoint_is_skipped_and_said(tmp_path, images, capsys):
+    unbroken = train(TINY_UNET, tiny_config(6), images, tmp_path / "a", progress=False)
+    run = tmp_path / "b"
+    train(TINY_UNET, tiny_config(4), images, run, progress=False)  # steps 2 and 4
+    newest = run / "checkpoint-0000004.safetensors"
+    newest.write_bytes(newest.read_bytes()[:1000])  # a copy cut short
+    resumed = train(TINY_UNET, tiny_config(6), images, run, progress=False)
+    said = capsys.readouterr().err
+    assert "resuming from checkpoint-0000002" in said and "checkpoint-0000004" in said
+    assert resumed.losses == unbroken.losses  # steps 3 to 6 again, from step 2
+
+
+def test_resuming_with_no_intact_checkpoint_names_the_file(tmp_path, images):
+    run = tmp_path / "run"
+    train(TINY_UNET, tiny_config(2), images, run, progress=False)
+    (run / "checkpoint-0000002.json").write_text('{"step": 2, "sha')  # cut short
+    with pytest.raises(CheckpointError, match="no intact checkpoint.*checkpoint-0000002"):
+        train(TINY_UNET, tiny_config(4), images, run, progress=False)
 
 
 def test_training_lowers_the_loss_on_mnist(tmp_path, images):
