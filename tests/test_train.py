@@ -129,7 +129,9 @@ def test_resuming_with_no_intact_checkpoint_names_the_file(tmp_path, images):
     run = tmp_path / "run"
     train(TINY_UNET, tiny_config(2), images, run, progress=False)
     (run / "checkpoint-0000002.json").write_text('{"step": 2, "sha')  # cut short
-    with pytest.raises(CheckpointError, match="no intact checkpoint.*checkpoint-0000002"):
+    with pytest.raises(
+        CheckpointError, match="no intact checkpoint.*checkpoint-0000002"
+    ):
         train(TINY_UNET, tiny_config(4), images, run, progress=False)
 
 
