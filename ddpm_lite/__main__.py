@@ -334,7 +334,7 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
             command=args.command_line,
         )
     except CheckpointError as err:  # resuming, with no intact checkpoint in --out
-        parser.exit(2, f"error: {err}\n")
+        _fail(parser, str(err))
     print(f"final loss {result.losses[-1]:.4f}; checkpoint {result.checkpoint}")
 
 
@@ -368,12 +368,14 @@ def run_sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Non
     import matplotlib.pyplot as plt
 
     from .data import to_pixels
+    from .files import atomic_write
     from .guidance import classifier_free_guidance
     from .plotting import tile_digits
     from .sampling import final_sample
     from .solvers import check_sampler, sampler_trajectory
     from .trained import objective_of
 
+    _check_out(args.out, parser)  # before minutes of sampling, not after
     device = _device(args, parser)
     model, schedule, info = _load_model(args, parser, device)
     objective = objective_of(info)
@@ -417,8 +419,50 @@ def run_sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Non
         parser.error(f"--steps: {err}")
     grid = tile_digits(sample, cols=math.ceil(math.sqrt(args.n)))
     pixels = to_pixels(torch.from_numpy(grid)).numpy()
-    plt.imsave(args.out, pixels, cmap="gray", vmin=0, vmax=255)
+    image_format = args.out.suffix[1:].lower()
+    try:  # all or nothing: a failed write leaves no half-written image
+        atomic_write(
+            args.out,
+            lambda tmp: plt.imsave(
+                tmp, pixels, cmap="gray", vmin=0, vmax=255, format=image_format
+            ),
+        )
+    except OSError as err:
+        _fail(parser, f"--out: cannot write {args.out}: {err.strerror or err}")
     print(f"wrote {args.n} samples ({sampler}) to {args.out}")
+
+
+def _fail(parser: argparse.ArgumentParser, message: str) -> None:
+    """Exit 2 with one line, no usage: for faults of the run, not of the syntax."""
+    parser.exit(2, f"{parser.prog}: error: {message}\n")
+
+
+IMAGE_FORMATS = (
+    "png",
+    "jpg",
+    "jpeg",
+    "tiff",
+    "webp",
+    "bmp",
+    "gif",
+    "pdf",
+    "svg",
+)  # imsave
+
+
+def _check_out(out: Path, parser: argparse.ArgumentParser) -> None:
+    """--out must name an image file in a directory that exists and can be written."""
+    if out.suffix[1:].lower() not in IMAGE_FORMATS:
+        _fail(
+            parser,
+            f"--out must end in an image format, one of .{', .'.join(IMAGE_FORMATS)}; "
+            f"got {str(out)!r}",
+        )
+    folder = out.parent
+    if not folder.is_dir():
+        _fail(parser, f"--out: the directory {str(folder)!r} does not exist")
+    if not os.access(folder, os.W_OK):
+        _fail(parser, f"--out: the directory {str(folder)!r} cannot be written")
 
 
 def _classifier_data(args: argparse.Namespace, parser: argparse.ArgumentParser):

@@ -174,6 +174,41 @@ def test_bad_arguments_exit_2_with_a_message(args, message, capsys):
     assert code == 2 and message in err, err
 
 
+@pytest.mark.parametrize(
+    "out,message",
+    [
+        ("missing/x.png", "--out: the directory '{tmp}/missing' does not exist"),
+        ("x.txt", "--out must end in an image format, one of .png"),
+        ("ro/x.png", "--out: the directory '{tmp}/ro' cannot be written"),
+    ],
+)
+def test_sample_refuses_an_out_it_cannot_write_and_writes_nothing(
+    tmp_path, out, message, capsys
+):
+    (tmp_path / "ro").mkdir(mode=0o555)
+    if out.startswith("ro/") and os.access(tmp_path / "ro", os.W_OK):
+        pytest.skip("root ignores the directory's permissions")
+    args = ["sample", "--pretrained", "mnist", "--n", "1", "--steps", "1", "--out"]
+    code, _, err = exits([*args, str(tmp_path / out)], capsys)
+    assert code == 2 and message.format(tmp=tmp_path) in err, err
+    assert len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["ro"]
+
+
+def test_a_failed_image_write_leaves_no_file(tmp_path, capsys, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    def full_disk(path, *args, **kwargs):
+        Path(path).write_bytes(b"half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(plt, "imsave", full_disk)
+    args = ["sample", "--pretrained", "mnist", "--n", "1", "--steps", "1", "--out"]
+    code, _, err = exits([*args, str(tmp_path / "x.png")], capsys)
+    assert code == 2 and "--out: cannot write" in err and "No space left" in err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_train_with_no_intact_checkpoint_to_resume_says_so_in_one_line(
     tmp_path, capsys
 ):
