@@ -177,7 +177,6 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument(
         "--steps",
         type=_positive_int,
-        default=50,
         help="solver steps (default 50): the network is called that many times for "
         "ddim, dpm-solver++ and euler, 2 * steps - 1 times for heun; ddpm always "
         "takes T",
@@ -185,8 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument(
         "--eta",
         type=float,
-        default=0.0,
-        help="DDIM's eta: 0 deterministic, 1 ancestral-like",
+        help="DDIM's eta (default 0): 0 deterministic, 1 ancestral-like; ddim only",
     )
     sample.add_argument(
         "--no-clip",
@@ -204,9 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument(
         "--guidance-scale",
         type=float,
-        default=1.0,
-        help="with --label: w in eps_uncond + w (eps_cond - eps_uncond); "
-        "1 is the conditional model",
+        help="with --label: w in eps_uncond + w (eps_cond - eps_uncond) (default 1, "
+        "the conditional model)",
     )
     sample.add_argument("--device", default="auto")
     sample.set_defaults(run=run_sample, subparser=sample)
@@ -384,10 +381,13 @@ def run_sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Non
         check_sampler(sampler, objective)
     except ValueError as err:
         parser.error(f"--sampler: {err}")
-    if args.steps > schedule.T:
-        parser.error(f"--steps must be in [1, {schedule.T}], got {args.steps}")
-    if not 0 <= args.eta <= 1:
-        parser.error(f"--eta must be in [0, 1] (DDIM's family), got {args.eta}")
+    _refuse_unused_flags(args, sampler, parser)
+    steps = 50 if args.steps is None else args.steps
+    eta = 0.0 if args.eta is None else args.eta
+    if steps > schedule.T:
+        parser.error(f"--steps must be in [1, {schedule.T}], got {steps}")
+    if not 0 <= eta <= 1:
+        parser.error(f"--eta must be in [0, 1] (DDIM's family), got {eta}")
     eps_model = model
     if args.label is not None:
         if model.config.num_classes is None:
@@ -395,11 +395,12 @@ def run_sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Non
                 "--label needs a class-conditional model (--pretrained mnist-cond, "
                 "or a checkpoint trained with --class-conditional)"
             )
-        if not args.guidance_scale >= 0:
-            parser.error(f"--guidance-scale must be >= 0, got {args.guidance_scale}")
+        scale = 1.0 if args.guidance_scale is None else args.guidance_scale
+        if not scale >= 0:
+            parser.error(f"--guidance-scale must be >= 0, got {scale}")
         labels = torch.full((args.n,), args.label, dtype=torch.long, device=device)
         null = model.config.num_classes
-        eps_model = classifier_free_guidance(model, labels, null, args.guidance_scale)
+        eps_model = classifier_free_guidance(model, labels, null, scale)
     elif args.pretrained == "mnist-cond":
         parser.error(
             "--pretrained mnist-cond needs --label "
@@ -410,7 +411,7 @@ def run_sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Non
     shape = (args.n, c.in_channels, c.image_size, c.image_size)
     clip = not args.no_clip
     run = sampler_trajectory(
-        sampler, eps_model, schedule, shape, g, args.steps, args.eta, clip, objective
+        sampler, eps_model, schedule, shape, g, steps, eta, clip, objective
     )
     try:
         with torch.no_grad():
@@ -430,6 +431,16 @@ def run_sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Non
     except OSError as err:
         _fail(parser, f"--out: cannot write {args.out}: {err.strerror or err}")
     print(f"wrote {args.n} samples ({sampler}) to {args.out}")
+
+
+def _refuse_unused_flags(args, sampler: str, parser: argparse.ArgumentParser) -> None:
+    """A flag the chosen sampler or model would ignore is an error, not a no-op."""
+    if args.eta is not None and sampler != "ddim":
+        parser.error(f"--eta is DDIM's; sampler {sampler!r} is deterministic")
+    if args.steps is not None and sampler == "ddpm":
+        parser.error("--steps: the ddpm sampler always takes all T steps")
+    if args.guidance_scale is not None and args.label is None:
+        parser.error("--guidance-scale needs --label (classifier-free guidance)")
 
 
 def _fail(parser: argparse.ArgumentParser, message: str) -> None:

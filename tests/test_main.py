@@ -126,6 +126,18 @@ def test_help_exits_cleanly(command, capsys):
             "--eta must be in [0, 1] (DDIM's family), got 1.5",
         ),
         (
+            ["sample", "--pretrained", "mnist", "--sampler", "heun", "--eta", "0.5"],
+            "--eta is DDIM's; sampler 'heun' is deterministic",
+        ),
+        (
+            ["sample", "--pretrained", "mnist", "--sampler", "ddpm", "--steps", "20"],
+            "--steps: the ddpm sampler always takes all T steps",
+        ),
+        (
+            ["sample", "--pretrained", "mnist", "--guidance-scale", "3"],
+            "--guidance-scale needs --label",
+        ),
+        (
             ["sample", "/nonexistent/checkpoint"],
             "needs both checkpoint.safetensors and checkpoint.json",
         ),
