@@ -268,6 +268,16 @@ def test_page_loads_without_errors(visit, path):
         "() => Array.from(document.images).filter(i => i.complete && i.naturalWidth === 0).map(i => i.src)"
     )
     assert not broken, f"images that failed to load: {broken}"
+    # At the viewport's 1,280 px, a code block of lines within 88 characters (ruff's line
+    # length) must not scroll sideways (_static/code-column.css).
+    scrolling = v.page.evaluate(FITS_88)
+    assert not scrolling, f"code blocks of <= 88 columns that scroll: {scrolling}"
+
+
+FITS_88 = """() => [...document.querySelectorAll('div.highlight pre')]
+    .filter(p => p.offsetParent !== null && p.scrollWidth > p.clientWidth + 1)
+    .filter(p => Math.max(...p.textContent.split('\\n').map(l => l.length)) <= 88)
+    .map(p => p.textContent.trim().split('\\n')[0].slice(0, 60))"""
 
 
 @pytest.mark.parametrize(
