@@ -159,6 +159,48 @@ class VelocityModel(nn.Module):
         return self.net(x, time) if y is None else self.net(x, time, y)
 
 
+class StraightVelocity(nn.Module):
+    """A variance-preserving eps-model read as a velocity model on the straight path,
+    for comparing objectives on one time grid: at (x, r) with r = r_t of a code index
+    t (`vp_to_straight`), x_t = (a_t + b_t) x and the velocity is eps_hat - x0_hat.
+    Only the r_t of code indices are accepted: the network was trained at those.
+
+    Book: eq. vp-to-straight
+    """
+
+    objective = "flow"
+
+    def __init__(self, eps_model: nn.Module, schedule: NoiseSchedule):
+        super().__init__()
+        self.eps_model, self.schedule = eps_model, schedule
+        alpha_bars = schedule.alpha_bars.detach().double().cpu()
+        self.r_table = vp_to_straight(torch.zeros_like(alpha_bars), alpha_bars)[1]
+
+    @property
+    def config(self):
+        return self.eps_model.config
+
+    def code_index(self, r: Tensor) -> Tensor:
+        """The code index t with r_t = r, for each r (ValueError if there is none)."""
+        r = r.detach().double().cpu()
+        t = (self.r_table[None, :] - r[:, None]).abs().argmin(dim=1)
+        gap = float((self.r_table[t] - r).abs().max())
+        if gap > 1e-6:
+            raise ValueError(
+                f"r must be the straight-path time r_t of a code index t (solvers."
+                f"straight_times); the nearest is {gap:.1e} away"
+            )
+        return t
+
+    def forward(self, x: Tensor, r: Tensor, y: Tensor | None = None) -> Tensor:
+        t = self.code_index(r).to(x.device)
+        a, b = path_coefficients("eps", self.schedule, t, x)
+        xt = (a + b).to(x.dtype) * x
+        eps = self.eps_model(xt, t) if y is None else self.eps_model(xt, t, y)
+        x0, eps = x0_eps_from_prediction("eps", eps.to(x.dtype), xt, a, b)
+        return target("flow", x0, eps, a, b)
+
+
 def prediction_model(net: nn.Module, objective: str, schedule: NoiseSchedule):
     """What the samplers use: the eps-model of a VP network (the network itself for
     "eps"), or the velocity model of a flow network."""

@@ -31,7 +31,13 @@ from torch import Tensor
 from . import _validate as v
 from .diffusion import EpsModel, eps_from_x0, x0_from_eps
 from .noise import noise_source
-from .objectives import OBJECTIVES, VP_OBJECTIVES, target, x0_eps_from_prediction
+from .objectives import (
+    OBJECTIVES,
+    VP_OBJECTIVES,
+    target,
+    vp_to_straight,
+    x0_eps_from_prediction,
+)
 from .sampling import (
     Noise,
     SamplerState,
@@ -43,7 +49,7 @@ from .sampling import (
 )
 from .schedules import NoiseSchedule, gather
 
-SPACINGS = ("time", "logsnr", "karras")
+SPACINGS = ("time", "logsnr", "karras", "straight")
 ORDERS = (1, 2, 3)
 KARRAS_RHO = 7.0  # Karras et al.'s rho: sigma^(1/rho) evenly spaced
 
@@ -52,8 +58,10 @@ def solver_timesteps(
     schedule: NoiseSchedule, num_steps: int, spacing: str, t_start: int | None = None
 ) -> list[int]:
     """num_steps distinct code indices from t_start (default T - 1) down, spaced by
-    "time" (evenly in t: ddim_timesteps), "logsnr" (evenly in lambda, down to t = 0) or
-    "karras" (sigma^(1/7) evenly spaced, down to t = 0); each is the nearest index."""
+    "time" (evenly in t: ddim_timesteps), "logsnr" (evenly in lambda, down to t = 0),
+    "karras" (sigma^(1/7) evenly spaced, down to t = 0) or "straight" (evenly in the
+    straight path's r_t = b_t / (a_t + b_t), as linspace(r_start, 0, num_steps + 1)
+    without its 0, the data); each is the nearest index."""
     v.choice("spacing", spacing, SPACINGS)
     t_start = schedule.T - 1 if t_start is None else t_start
     v.step_index("t_start", t_start, schedule.T)
@@ -66,6 +74,10 @@ def solver_timesteps(
         targets = torch.linspace(
             float(key[t_start]), float(key[0]), num_steps, dtype=torch.float64
         )
+    elif spacing == "straight":
+        key = vp_to_straight(torch.zeros_like(alpha_bar), alpha_bar)[1]
+        even = torch.linspace(float(key[t_start]), 0.0, num_steps + 1)
+        targets = even.double()[:-1]
     else:
         key = torch.sqrt((1 - alpha_bar) / alpha_bar)
         lo, hi = (
@@ -103,9 +115,13 @@ def dpm_solver_update(
     lambdas: the log-SNR where each was made (lambdas[0] = lambda_t). With h = lambda_s
     - lambda_t, r_k = (lambda_{k-1} - lambda_k) / h and D the step's estimate of x0:
         x_s = (std_s / std_t) x_t - alpha_s (e^-h - 1) D
-    order 1: D = x0_t (DDIM); order 2: D = x0_t + (x0_t - x0_prev) / (2 r_1);
-    order 3 adds a second difference (Lu et al. 2022, Algorithm 2's 3M). To the data
-    (alpha_bar_s = 1) the step is x0_t itself, and only order 1 is defined there.
+    order 1: D = x0_t (DDIM); order 2 (2M, Lu et al. 2022's Algorithm 2):
+    D = x0_t + (x0_t - x0_prev) / (2 r_1). Order 3 (3M) fits a parabola through three
+    predictions: its first difference, extrapolated with the older one, gets the line's
+    exact coefficient phi_2 (not 2M's phi_1 / 2) and a second difference gets phi_3, as
+    in the authors' released code and diffusers' DPMSolverMultistepScheduler (the paper
+    states 2S and 2M only). To the data (alpha_bar_s = 1) the step is x0_t itself, and
+    only order 1 is defined there.
     """
     order = len(x0_preds)
     _, std_t, lambda_t = _alpha_std_lambda(alpha_bar_t)
@@ -305,6 +321,14 @@ def _flow_predict(
     return nu, x0_pred
 
 
+def straight_times(schedule: NoiseSchedule, steps: Sequence[int]) -> list[float]:
+    """The straight path's times r_t = b_t / (a_t + b_t) of code indices `steps`, then
+    0 (the data): a grid on which a flow model and a variance-preserving model read as
+    `objectives.StraightVelocity` are evaluated at the same times."""
+    alpha_bar = schedule.alpha_bars.detach().double().cpu()[list(steps)]
+    return vp_to_straight(torch.zeros_like(alpha_bar), alpha_bar)[1].tolist() + [0.0]
+
+
 def flow_trajectory_from(
     velocity_model: EpsModel,
     x: Tensor,
@@ -312,18 +336,33 @@ def flow_trajectory_from(
     num_steps: int = 10,
     method: str = "heun",
     clip_denoised: bool = False,
+    times: Sequence[float] | None = None,
 ) -> Iterator[SamplerState]:
     """Yield x (at straight-path time r_start), then the state after each of num_steps
     steps of dx/dr = nu_theta(x, r) down to r = 0 on an even grid (the state's t is r,
     a float): Euler's (num_steps network calls) or Heun's, the last step Euler's
     (2 num_steps - 1), with the same steps (`heun_update`) as the sigma-ODE.
+    `times`, decreasing from r_start to 0, replaces the even grid (len(times) - 1
+    steps; r_start and num_steps are then unused).
     """
     v.check_tensor("x", x)
     v.choice("method", method, FLOW_METHODS)
-    v.at_least("num_steps", num_steps, 1)
-    if not 0.0 < r_start <= 1.0:
-        raise ValueError(f"r_start must be in (0, 1], got {r_start}")
-    times = torch.linspace(r_start, 0.0, num_steps + 1, dtype=torch.float64).tolist()
+    if times is None:
+        v.at_least("num_steps", num_steps, 1)
+        if not 0.0 < r_start <= 1.0:
+            raise ValueError(f"r_start must be in (0, 1], got {r_start}")
+        times = torch.linspace(r_start, 0.0, num_steps + 1, dtype=torch.float64)
+        times = times.tolist()
+    else:
+        times = [float(r) for r in times]
+        steps_down = all(r > s for r, s in zip(times, times[1:]))
+        if len(times) < 2 or not (0.0 < times[0] <= 1.0 and times[-1] == 0.0):
+            steps_down = False
+        if not steps_down:
+            raise ValueError(
+                "times must decrease from r_start in (0, 1] to 0 (at least 2 times), "
+                f"got {times[:3]}...{times[-2:]}"
+            )
     yield SamplerState(times[0], x, None)
     for r, s in zip(times, times[1:]):
         nu_r, x0_pred = _flow_predict(velocity_model, x, r, clip_denoised)

@@ -11,6 +11,7 @@ from ddpm_lite.diffusion import eps_from_x0, forward_marginal, loss_simple, x0_f
 from ddpm_lite.objectives import (
     OBJECTIVES,
     EpsFromPrediction,
+    StraightVelocity,
     VelocityModel,
     loss_weight,
     path_coefficients,
@@ -20,9 +21,20 @@ from ddpm_lite.objectives import (
     x0_eps_from_prediction,
 )
 from ddpm_lite.presets import get_preset
-from ddpm_lite.sampling import ddim_trajectory, final_sample
+from ddpm_lite.sampling import (
+    ddim_timesteps,
+    ddim_trajectory,
+    ddim_trajectory_from,
+    final_sample,
+)
 from ddpm_lite.schedules import NoiseSchedule, gather, make_betas
-from ddpm_lite.solvers import check_sampler, heun_update, sampler_trajectory
+from ddpm_lite.solvers import (
+    check_sampler,
+    flow_trajectory_from,
+    heun_update,
+    sampler_trajectory,
+    straight_times,
+)
 from ddpm_lite.toy import exact_eps_model, exact_velocity_model, gaussian_mixture_1d
 from ddpm_lite.train import (
     TrainConfig,
@@ -171,6 +183,37 @@ def test_ddim_is_euler_on_the_rescaled_straight_path():
         t_now = t_next
         expected, _ = vp_to_straight(nxt.xt, alpha_bars[nxt.t])
         assert torch.allclose(y, expected, rtol=0, atol=1e-11), nxt.t
+
+
+@pytest.mark.parametrize("clip", [False, True])
+def test_an_eps_model_read_on_the_straight_path_samples_as_ddim(clip):
+    """The package's path of the controlled comparison: StraightVelocity and Euler on
+    straight_times of DDIM's steps give DDIM's samples (clipped or not), rescaled."""
+    mixture = gaussian_mixture_1d([0.3, 0.7], [-0.5, 0.6], [0.2, 0.1])
+    eps_model = exact_eps_model(mixture, SCHEDULE.alpha_bars)
+    xT = torch.randn(256, 1, generator=torch.Generator().manual_seed(1)).double()
+    ddim = final_sample(ddim_trajectory_from(eps_model, SCHEDULE, xT, 999, None, 10,
+                                             clip_denoised=clip))  # fmt: skip
+    times = straight_times(SCHEDULE, ddim_timesteps(1000, 10))
+    y, _ = vp_to_straight(xT, SCHEDULE.alpha_bars[-1])
+    velocity = StraightVelocity(eps_model, SCHEDULE)
+    euler = final_sample(flow_trajectory_from(velocity, y, times[0], 0, "euler", clip,
+                                              times))  # fmt: skip
+    assert torch.allclose(euler, ddim, rtol=0, atol=1e-11)
+    # with a 10 % error in the eps-model's time, the two part ways
+    off = StraightVelocity(lambda x, t: eps_model(x, (t * 0.9).long()), SCHEDULE)
+    wrong = final_sample(
+        flow_trajectory_from(off, y, times[0], 0, "euler", clip, times)
+    )
+    assert (wrong - ddim).abs().max() > 1e-3
+
+
+def test_the_straight_view_refuses_a_time_that_is_no_code_index():
+    velocity = StraightVelocity(lambda x, t: x, SCHEDULE)
+    r_10 = straight_times(SCHEDULE, [10])[0]
+    assert velocity.code_index(torch.tensor([r_10])).item() == 10
+    with pytest.raises(ValueError, match="r must be the straight-path time r_t"):
+        velocity(torch.zeros(1, 1), torch.tensor([r_10 + 1e-3]))
 
 
 def test_the_eps_view_of_x0_and_v_networks_is_the_conversion():

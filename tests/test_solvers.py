@@ -18,6 +18,7 @@ from ddpm_lite.solvers import (
     heun_trajectory_from,
     network_calls,
     solver_timesteps,
+    straight_times,
 )
 
 SCHEDULE = NoiseSchedule(make_betas("linear", 1000))  # float64
@@ -183,14 +184,36 @@ def test_network_calls_are_n_for_dpm_solver_and_2n_minus_1_for_heun(n):
     assert (dpm.calls, heun.calls) == (n, 2 * n - 1)
 
 
-@pytest.mark.parametrize("spacing", ["time", "logsnr", "karras"])
+@pytest.mark.parametrize("spacing", ["time", "logsnr", "karras", "straight"])
 def test_the_time_steps_start_at_t_start_and_decrease(spacing):
     steps = solver_timesteps(SCHEDULE, 10, spacing)
     assert steps[0] == 999 and len(steps) == 10
     assert all(a > b >= 0 for a, b in zip(steps, steps[1:]))
-    if spacing != "time":
+    if spacing in ("logsnr", "karras"):
         assert steps[-1] == 0  # they end at the data's neighbour, t = 0
     assert solver_timesteps(SCHEDULE, 4, spacing, t_start=300)[0] == 300
+
+
+def test_the_straight_grid_is_even_in_r_to_the_nearest_index():
+    # r_t = b / (a + b) written out, and the even targets from r_T down, 0 left out
+    ab = SCHEDULE.alpha_bars
+    r = (1 - ab).sqrt() / (ab.sqrt() + (1 - ab).sqrt())
+    steps = solver_timesteps(SCHEDULE, 20, "straight")
+    targets = [float(r[999]) * (1 - k / 20) for k in range(20)]
+    for t, target in zip(steps, targets):
+        neighbours = r[max(t - 1, 0) : t + 2]
+        assert (neighbours - target).abs().min() == abs(r[t] - target)  # the nearest
+        assert abs(float(r[t]) - target) < 0.01
+    assert straight_times(SCHEDULE, steps) == [float(r[t]) for t in steps] + [0.0]
+
+
+@pytest.mark.parametrize(
+    "times",
+    [[1.0, 0.5], [0.5, 0.7, 0.0], [1.5, 0.5, 0.0], [0.0], [1.0, 0.5, 0.5, 0.0]],
+)
+def test_a_straight_path_grid_must_fall_from_r_start_to_0(times):
+    with pytest.raises(ValueError, match="times must decrease from r_start"):
+        next(flow_trajectory_from(gaussian_velocity, x_T(), times=times))
 
 
 @pytest.mark.parametrize(
@@ -201,7 +224,7 @@ def test_the_time_steps_start_at_t_start_and_decrease(spacing):
         ({"num_steps": 300, "spacing": "logsnr"}, "rounds to only"),
         (
             {"spacing": "cosine"},
-            r"spacing must be one of \('time', 'logsnr', 'karras'\)",
+            r"spacing must be one of \('time', 'logsnr', 'karras', 'straight'\)",
         ),
     ],
 )
