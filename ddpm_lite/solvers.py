@@ -120,8 +120,10 @@ def dpm_solver_update(
     predictions: its first difference, extrapolated with the older one, gets the line's
     exact coefficient phi_2 (not 2M's phi_1 / 2) and a second difference gets phi_3, as
     in the authors' released code and diffusers' DPMSolverMultistepScheduler (the paper
-    states 2S and 2M only). To the data (alpha_bar_s = 1) the step is x0_t itself, and
-    only order 1 is defined there.
+    states 2S and 2M only). phi_3 is half the weight the parabola's exact integral gives
+    the second difference, so 3M is exact on a line, not on a parabola (book: solvers).
+    To the data (alpha_bar_s = 1) the step is x0_t itself, and only order 1 is defined
+    there.
     """
     order = len(x0_preds)
     _, std_t, lambda_t = _alpha_std_lambda(alpha_bar_t)
