@@ -22,17 +22,15 @@ same --json adds the points it lacks (its command is recorded too).
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
 from pathlib import Path
 
 import torch
 from fd_mnist import LIVE_REFERENCE, Scorer
 from hardware import describe
+from records import open_record, save_record
 
 from ddpm_lite.checkpoint import checkpoint_files, sha256_of
-from ddpm_lite.files import atomic_write
 from ddpm_lite.objectives import StraightVelocity, vp_to_straight
 from ddpm_lite.sampling import final_sample
 from ddpm_lite.solvers import flow_trajectory_from, solver_timesteps, straight_times
@@ -92,17 +90,12 @@ def main() -> None:
         stem = args.models / f"mnist_{objective}"
         models[objective] = velocity_model(stem)
         assert models[objective][2] == objective, (stem, models[objective][2])
-    record = {"commands": [], "points": []}
-    if args.json.exists():
-        record = json.loads(args.json.read_text())
-        assert record["n"] == args.n, "another --n: use another --json"
-    record["commands"].append(
-        "python benchmarks/objective_grid.py " + " ".join(sys.argv[1:])
-    )
+    record = open_record(args.json, args.n)
     record.update(
         hardware=describe(torch.device("cpu")), n=args.n, clip_denoised=True,
         test_images=scorer.count, models={
-            o: {"sha256": sha256_of(checkpoint_files(args.models / f"mnist_{o}")[0])}
+            o: {"file": str(checkpoint_files(args.models / f"mnist_{o}")[0]),
+                "sha256": sha256_of(checkpoint_files(args.models / f"mnist_{o}")[0])}
             for o in OBJECTIVES
         },
     )  # fmt: skip
@@ -126,16 +119,14 @@ def main() -> None:
                         "seconds": round(time.perf_counter() - began, 1),
                     })  # fmt: skip
                     print(points[-1], flush=True)
-                    text = json.dumps(record, indent=2)
-                    atomic_write(args.json, lambda tmp: Path(tmp).write_text(text))
+                    save_record(args.json, record)
     c = LIVE_CHECK
     model, schedule, _ = models[c["objective"]]
     times = grid(schedule, c["grid"], c["method"], c["calls"])
     x = draw(model, schedule, times, c["method"], c["n"], c["n"], c["seed"])
     live = Scorer(None, 2000).fd(x)
     record["live_check"] = {**c, "reference": LIVE_REFERENCE, "fd_mnist": live}
-    text = json.dumps(record, indent=2)
-    atomic_write(args.json, lambda tmp: Path(tmp).write_text(text))
+    save_record(args.json, record)
     print(f"wrote {args.json}")
 
 

@@ -16,17 +16,15 @@ every point, and a second run with the same --json adds the points it lacks.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
 from pathlib import Path
 
 import torch
 from fd_mnist import Scorer
 from hardware import describe
+from records import open_record, save_record
 
 from ddpm_lite.checkpoint import sha256_of
-from ddpm_lite.files import atomic_write
 from ddpm_lite.pretrained import load_pretrained, pretrained_path
 from ddpm_lite.sampling import ddim_trajectory, final_sample
 from ddpm_lite.solvers import dpm_solver_trajectory, heun_trajectory, network_calls
@@ -67,13 +65,7 @@ def main() -> None:
     model, schedule, _, _ = load_pretrained("mnist")
     weights = pretrained_path("mnist").with_suffix(".safetensors")
     scorer = Scorer(args.data_dir)
-    record = {"commands": [], "points": []}
-    if args.json.exists():
-        record = json.loads(args.json.read_text())
-        assert record["n"] == args.n, "another --n: use another --json"
-    record["commands"].append(
-        "python benchmarks/solver_spread.py " + " ".join(sys.argv[1:])
-    )
+    record = open_record(args.json, args.n)
     record.update(
         hardware=describe(torch.device("cpu")), weights=weights.name,
         weights_sha256=sha256_of(weights), n=args.n, clip_denoised=True,
@@ -103,8 +95,7 @@ def main() -> None:
                     "seconds": round(time.perf_counter() - began, 1),
                 })  # fmt: skip
                 print(points[-1], flush=True)
-                text = json.dumps(record, indent=2)
-                atomic_write(args.json, lambda tmp: Path(tmp).write_text(text))
+                save_record(args.json, record)
     print(f"wrote {args.json}")
 
 

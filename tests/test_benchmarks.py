@@ -105,6 +105,8 @@ DATA_FILES = [
     "memorization.json",
     "solver_sweep.json",
     "objective_sweep.json",
+    "objective_grid.json",
+    "solver_spread.json",
 ]
 
 
@@ -124,10 +126,9 @@ def test_every_data_file_is_for_the_shipped_weights_and_says_how_it_was_made(nam
         assert data["weights_sha256"] == sha256_of(
             checkpoint_files(pretrained_path("mnist"))[0]
         ), f"{name} is stale: rerun its command"
-    script = data["command"].split()[1]
-    assert (
-        data["command"].startswith("python benchmarks/") and (ROOT / script).is_file()
-    )
+    for command in data.get("commands", [data.get("command")]):  # one run, or several
+        script = command.split()[1]
+        assert command.startswith("python benchmarks/") and (ROOT / script).is_file()
     assert "| cpu:" in data["hardware"] or "| cuda:" in data["hardware"]
 
 
@@ -199,3 +200,29 @@ def test_the_objective_sweep_scores_each_run_and_its_shipped_model(tmp_path):
         "eps",
         "flow",
     }
+
+
+def test_the_growing_sweeps_add_points_to_their_file_and_keep_each_command(tmp_path):
+    # solver_spread and objective_grid write after every point; a second run adds to it.
+    spread, grid = tmp_path / "spread.json", tmp_path / "grid.json"
+    runs = [
+        ["solver_spread.py", "--n", "8", "--batch-size", "8", "--calls", "5",
+         "--seeds", "0", "--json", str(spread)],
+        ["solver_spread.py", "--n", "8", "--batch-size", "8", "--calls", "5",
+         "--seeds", "0", "1", "--json", str(spread)],
+        ["objective_grid.py", "--models", "benchmarks/results/objectives", "--n", "8",
+         "--batch-size", "8", "--calls", "4", "--seeds", "0", "--grids", "straight",
+         "--methods", "euler", "--json", str(grid)],
+    ]  # fmt: skip
+    for args in runs:
+        result = subprocess.run(
+            [sys.executable, f"benchmarks/{args[0]}", *args[1:]],
+            capture_output=True, text=True, cwd=ROOT, timeout=600,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+    spread_data = json.loads(spread.read_text())
+    assert len(spread_data["commands"]) == 2 and len(spread_data["points"]) == 12
+    assert {p["seed"] for p in spread_data["points"]} == {0, 1}
+    grid_data = json.loads(grid.read_text())
+    assert [p["objective"] for p in grid_data["points"]] == ["eps", "v", "flow"]
+    assert grid_data["live_check"]["n"] == 64
