@@ -11,9 +11,9 @@ so a resumed run repeats an unbroken one exactly. Loading a trained model is
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -53,6 +53,8 @@ from .objectives import (
 )
 from .schedules import SCHEDULE_KINDS, NoiseSchedule, make_betas
 from .unet import UNet, UNetConfig
+
+logger = logging.getLogger(__name__)
 
 
 def draw_t_eps(
@@ -536,7 +538,7 @@ class _Run:
     def resume(self, state: TrainState) -> tuple[Path | None, float]:
         """Load out_dir's newest intact checkpoint into state: (its stem, its wall
         time). Newer damaged ones (a copy cut short, a checksum that fails) are skipped,
-        and said so on stderr: a long run must not lose its hours to one bad file."""
+        with a logged warning: a long run must not lose its hours to one bad file."""
         damaged = []
         for stem in reversed(complete_checkpoints(self.out_dir)):
             try:
@@ -545,10 +547,10 @@ class _Run:
                 damaged.append(f"{stem.name} ({error})")
                 continue
             if damaged and self.world.main:
-                print(
-                    f"resuming from {stem.name}: skipped the damaged "
-                    + ", ".join(damaged),
-                    file=sys.stderr,
+                logger.warning(
+                    "resuming from %s: skipped the damaged %s",
+                    stem.name,
+                    ", ".join(damaged),
                 )
             state.load_state_dict(tensors, info)
             return stem, info.get("wall_seconds_total", 0.0)

@@ -113,14 +113,14 @@ def test_resumed_run_repeats_the_unbroken_loss_trajectory(tmp_path, images):
     assert resumed.losses == unbroken.losses and len(unbroken.losses) == 6
 
 
-def test_a_damaged_newest_checkpoint_is_skipped_and_said(tmp_path, images, capsys):
+def test_a_damaged_newest_checkpoint_is_skipped_and_said(tmp_path, images, caplog):
     unbroken = train(TINY_UNET, tiny_config(6), images, tmp_path / "a", progress=False)
     run = tmp_path / "b"
     train(TINY_UNET, tiny_config(4), images, run, progress=False)  # steps 2 and 4
     newest = run / "checkpoint-0000004.safetensors"
     newest.write_bytes(newest.read_bytes()[:1000])  # a copy cut short
     resumed = train(TINY_UNET, tiny_config(6), images, run, progress=False)
-    said = capsys.readouterr().err
+    said = caplog.text
     assert "resuming from checkpoint-0000002" in said and "checkpoint-0000004" in said
     assert resumed.losses == unbroken.losses  # steps 3 to 6 again, from step 2
 
