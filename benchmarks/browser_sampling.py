@@ -3,9 +3,11 @@
     make book site-assets && python benchmarks/browser_sampling.py
 
 Serves _build/html on 127.0.0.1, answers the page's requests for onnxruntime-web from the npm
-package (`make site-assets`), presses Generate for 16 digits at 10 and 50 DDIM steps and at 10 and 20
-DPM-Solver++(2M) steps (one network call each), unguided (one batch of 16 per step) and guided
-(digit 7, w = 2: one batch of 32), and prints the times the page
+package (`make site-assets`), presses Generate for 16 digits: with the page's default model,
+mnist-flow, at 5 and 10 Heun steps (9 and 19 network calls: the default is 10) and 10 Euler
+steps; with mnist-ddpm at 10 and 50 DDIM steps and at 10 and 20 DPM-Solver++(2M) steps (one
+network call each); each unguided (one batch of 16 per call) and guided (digit 7, w = 2: one
+batch of 32), and prints the times the page
 itself measures (performance.now() around the sampling loop; the first press also loads the runtime
 and the model, reported apart). One WebAssembly thread: the server is not cross-origin isolated.
 """
@@ -30,9 +32,9 @@ DOWNLOADS = [
     ORT_LOCAL / "ort.wasm.min.js",
     ORT_LOCAL / "ort-wasm-simd-threaded.mjs",
     ORT_LOCAL / "ort-wasm-simd-threaded.wasm",
-    SITE / "_static" / "models" / "mnist_ddpm.onnx",
-    SITE / "_static" / "models" / "mnist_ddpm.json",
-]
+    SITE / "_static" / "models" / "mnist_flow.onnx",
+    SITE / "_static" / "models" / "mnist_flow.json",
+]  # the first press with the default model; mnist-ddpm's files are fetched when chosen
 
 
 class Quiet(SimpleHTTPRequestHandler):
@@ -54,7 +56,8 @@ def route(request_route) -> None:
     )  # other CDN files (MathJax, widgets) are not needed for timing
 
 
-def press(page, digit: str, steps: int, sampler: str = "ddim") -> dict:
+def press(page, digit: str, steps: int, sampler: str, model: str) -> dict:
+    page.select_option("#ddpm-model", model)
     page.select_option("#ddpm-sampler", sampler)
     page.select_option("#ddpm-digit", digit)
     page.evaluate(
@@ -108,7 +111,7 @@ def main() -> None:
             "() => document.getElementById('ddpm-status').dataset.state === 'idle'",
             timeout=60_000,
         )
-        first = press(page, "any", 10)
+        first = press(page, "any", 10, "heun", "mnist-flow")
         print(
             f"first press: runtime and model loaded and compiled in {first['load']:.2f} s"
         )
@@ -116,17 +119,21 @@ def main() -> None:
             ("any", "unguided, batch 16"),
             ("7", "digit 7 at w = 2, batch 32"),
         ):
-            for sampler, name, counts in (
-                ("ddim", "DDIM", (10, 50)),
-                ("dpm-solver++", "DPM-Solver++(2M)", (10, 20)),
+            for model, sampler, name, counts in (
+                ("mnist-flow", "heun", "Heun", (5, 10)),
+                ("mnist-flow", "euler", "Euler", (10,)),
+                ("mnist-ddpm", "ddim", "DDIM", (10, 50)),
+                ("mnist-ddpm", "dpm-solver++", "DPM-Solver++(2M)", (10, 20)),
             ):
                 for steps in counts:
                     seconds = min(
-                        press(page, digit, steps, sampler)["sample"]
+                        press(page, digit, steps, sampler, model)["sample"]
                         for _ in range(args.repeats)
                     )
+                    calls = 2 * steps - 1 if sampler == "heun" else steps
                     print(
-                        f"16 digits, {steps} {name} steps, {label}: {seconds:.2f} s ({1000 * seconds / steps:.0f} ms per step)"
+                        f"{model}: 16 digits, {steps} {name} steps ({calls} calls), "
+                        f"{label}: {seconds:.2f} s ({1000 * seconds / calls:.0f} ms per call)"
                     )
         browser.close()
     server.shutdown()

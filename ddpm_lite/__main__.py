@@ -16,6 +16,8 @@ from .objectives import OBJECTIVES
 from .schedules import SCHEDULE_KINDS
 from .solvers import SAMPLERS
 
+# A flow model's default: Heun's 10 steps on the straight path, 19 network calls
+FLOW_DEFAULT_STEPS = 10
 DEFAULT_DATA = Path(
     os.environ.get(
         "DDPM_LITE_MNIST_DIR", Path.home() / ".cache" / "ddpm_lite" / "mnist"
@@ -28,6 +30,35 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
     return value
+
+
+def _pretrained_name(text: str) -> str:
+    """A shipped model's name; an older name is taken with a notice naming the new."""
+    from .pretrained import OLD_NAMES, PRETRAINED
+
+    if text in OLD_NAMES:
+        logging.getLogger("ddpm_lite").warning(
+            "%r is the older name of %r (the DDPM eps-model); the book's best model "
+            "is 'mnist-flow'",
+            text,
+            OLD_NAMES[text],
+        )
+        return OLD_NAMES[text]
+    if text not in PRETRAINED:
+        plain = ", ".join(p for p in PRETRAINED if "-cond" not in p)
+        cond = ", ".join(p for p in PRETRAINED if "-cond" in p)
+        raise argparse.ArgumentTypeError(
+            f"must be one of {plain} (with --label for a digit; or {cond}), "
+            f"got {text!r}"
+        )
+    return text
+
+
+def _label(text: str) -> int | str:
+    """A digit 0..9, or "random"."""
+    if text == "random" or text in {str(d) for d in range(10)}:
+        return text if text == "random" else int(text)
+    raise argparse.ArgumentTypeError(f"must be a digit 0..9 or 'random', got {text!r}")
 
 
 def _mults(text: str) -> tuple[int, ...]:
@@ -162,8 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     source.add_argument(
         "--pretrained",
-        choices=("mnist", "mnist-cond"),
-        help="a model shipped with ddpm_lite",
+        type=_pretrained_name,
+        metavar="NAME",
+        help="a model shipped with ddpm_lite: mnist-flow (flow matching, the book's "
+        "best) or mnist-ddpm (DDPM's eps-model); with --label either samples that "
+        "digit (mnist-flow-cond and mnist-ddpm-cond need --label; mnist and "
+        "mnist-cond are the older names of mnist-ddpm and mnist-ddpm-cond)",
     )
     sample.add_argument("--out", type=Path, default=Path("samples.png"))
     sample.add_argument("--n", type=_positive_int, default=64)
@@ -177,9 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument(
         "--steps",
         type=_positive_int,
-        help="solver steps (default 50): the network is called that many times for "
-        "ddim, dpm-solver++ and euler, 2 * steps - 1 times for heun; ddpm always "
-        "takes T",
+        help="solver steps (default 50; 10 for a flow model, 19 calls with heun): the "
+        "network is called that many times for ddim, dpm-solver++ and euler, "
+        "2 * steps - 1 times for heun; ddpm always takes T",
     )
     sample.add_argument(
         "--eta",
@@ -194,10 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument(
         "--label",
-        type=int,
-        choices=range(10),
-        metavar="{0..9}",
-        help="class-conditional models: sample this digit (classifier-free guidance)",
+        type=_label,
+        metavar="{0..9,random}",
+        help="class-conditional models: sample this digit (classifier-free guidance), "
+        "or with random, each sample a digit drawn uniformly at random",
     )
     sample.add_argument(
         "--guidance-scale",
@@ -244,8 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     source.add_argument(
         "--pretrained",
-        choices=("mnist", "mnist-cond"),
-        help="a model shipped with ddpm_lite",
+        type=_pretrained_name,
+        metavar="NAME",
+        help="a model shipped with ddpm_lite: mnist-flow or mnist-ddpm",
     )
     export.add_argument("--out", type=Path, default=Path("unet.onnx"))
     export.add_argument(
@@ -366,10 +402,10 @@ def run_sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Non
 
     from .data import to_pixels
     from .files import atomic_write
-    from .guidance import classifier_free_guidance
+    from .guidance import classifier_free_guidance, random_labels
     from .plotting import tile_digits
     from .sampling import final_sample
-    from .solvers import check_sampler, sampler_trajectory
+    from .solvers import check_sampler, network_calls, sampler_trajectory
     from .trained import objective_of
 
     _check_out(args.out, parser)  # before minutes of sampling, not after
@@ -382,7 +418,7 @@ def run_sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Non
     except ValueError as err:
         parser.error(f"--sampler: {err}")
     _refuse_unused_flags(args, sampler, parser)
-    steps = 50 if args.steps is None else args.steps
+    steps = args.steps or (FLOW_DEFAULT_STEPS if objective == "flow" else 50)
     eta = 0.0 if args.eta is None else args.eta
     if steps > schedule.T:
         parser.error(f"--steps must be in [1, {schedule.T}], got {steps}")
@@ -392,19 +428,23 @@ def run_sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Non
     if args.label is not None:
         if model.config.num_classes is None:
             parser.error(
-                "--label needs a class-conditional model (--pretrained mnist-cond, "
-                "or a checkpoint trained with --class-conditional)"
+                "--label needs a class-conditional model (--pretrained mnist-flow or "
+                "mnist-ddpm, or a checkpoint trained with --class-conditional)"
             )
         scale = 1.0 if args.guidance_scale is None else args.guidance_scale
         if not scale >= 0:
             parser.error(f"--guidance-scale must be >= 0, got {scale}")
-        labels = torch.full((args.n,), args.label, dtype=torch.long, device=device)
         null = model.config.num_classes
+        if args.label == "random":
+            labels = random_labels(args.n, null, args.seed).to(device)
+        else:
+            labels = torch.full((args.n,), args.label, dtype=torch.long, device=device)
         eps_model = classifier_free_guidance(model, labels, null, scale)
-    elif args.pretrained == "mnist-cond":
+    elif args.pretrained and args.pretrained.endswith("-cond"):
         parser.error(
-            "--pretrained mnist-cond needs --label "
-            "(or use --pretrained mnist for unconditional samples)"
+            f"--pretrained {args.pretrained} needs --label "
+            f"(or use --pretrained {args.pretrained[: -len('-cond')]} for "
+            "unconditional samples)"
         )
     g = torch.Generator(device).manual_seed(args.seed)
     c = model.config
@@ -430,7 +470,9 @@ def run_sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Non
         )
     except OSError as err:
         _fail(parser, f"--out: cannot write {args.out}: {err.strerror or err}")
-    print(f"wrote {args.n} samples ({sampler}) to {args.out}")
+    calls = network_calls(sampler, steps, schedule.T)
+    how = sampler if sampler == "ddpm" else f"{sampler}, {steps} steps"
+    print(f"wrote {args.n} samples ({how}, {calls} network calls) to {args.out}")
 
 
 def _refuse_unused_flags(args, sampler: str, parser: argparse.ArgumentParser) -> None:
@@ -559,11 +601,10 @@ def run_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Non
     from .trained import objective_of
 
     model, schedule, info = _load_model(args, parser, torch.device("cpu"))
-    if objective_of(info) != "eps":
+    if objective_of(info) not in ("eps", "flow"):
         parser.error(
-            "export-onnx exports eps-prediction models (the browser's samplers use "
-            "eps); "
-            f"this checkpoint's objective is {objective_of(info)!r}"
+            "export-onnx exports eps-prediction and flow models (the browser's "
+            f"samplers); this checkpoint's objective is {objective_of(info)!r}"
         )
     path = export_onnx(model, args.out, half_weights=args.half_weights)
     sidecar = write_schedule(args.out.with_suffix(".json"), schedule.alpha_bars, model)
@@ -571,13 +612,13 @@ def run_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Non
 
 
 def main(argv: list[str] | None = None) -> None:
+    # The library's notices (e.g. "using the shipped subset") are INFO records: the
+    # command line shows them (set up first: parsing an old model name logs one).
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)
     words = sys.argv[1:] if argv is None else argv
     args.command_line = " ".join(["python -m ddpm_lite", *words])  # for the sidecars
-    # The library's notices (e.g. "using the shipped subset") are INFO records: the
-    # command line shows them.
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     args.run(args, args.subparser)
 
 

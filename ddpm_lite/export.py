@@ -1,16 +1,16 @@
 """A trained U-Net as an ONNX file, for onnxruntime in Python or onnxruntime-web.
 
-`export_onnx` traces eps_theta(x_t, t[, y]) with torch.onnx's exporter (dynamo), with a
-dynamic batch dimension. With half_weights=True the large weight tensors
-(>= MIN_HALF_ELEMENTS elements: convolution and linear weights) are stored in float16
-and cast back to float32 where the graph starts, so the file is about half the size
-while every operation still computes in float32; small tensors (biases, norms, and the
-time embedding's constants) stay float32.
+`export_onnx` traces eps_theta(x_t, t[, y]), or a flow model's nu_theta(x_r, r[, y]),
+with torch.onnx's exporter (dynamo), with a dynamic batch dimension. With
+half_weights=True the large weight tensors (>= MIN_HALF_ELEMENTS elements: convolution
+and linear weights) are stored in float16 and cast back to float32 where the graph
+starts, so the file is about half the size while every operation still computes in
+float32; small tensors (biases, norms, and the time embedding's constants) stay float32.
 
-`reference_run` records one run of the package's DDIM sampler or of DPM-Solver++(2M)
-with classifier-free guidance (its initial x_T, every step's noise, the sample), so that
-another implementation of the sampler, such as the site's JavaScript one, can replay the
-same noise and be checked against it.
+`reference_run` records one run of the package's DDIM sampler, of DPM-Solver++(2M) or
+of a flow model's Euler or Heun steps, with classifier-free guidance (its initial x_T,
+every step's noise, the sample), so that another implementation of the sampler, such as
+the site's JavaScript one, can replay the same noise and be checked against it.
 """
 
 from __future__ import annotations
@@ -21,21 +21,34 @@ import json
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from . import _validate as v
 from .files import atomic_write
-from .unet import UNet
 
 MIN_HALF_ELEMENTS = 256
 OPSET = 18
 
 
-def example_inputs(model: UNet, batch: int = 2) -> tuple[torch.Tensor, ...]:
-    """(x_t, t) or (x_t, t, y) of the model's image size, on its device."""
+# The names of the file's inputs and output: an eps-model's (x_t, t[, y]) -> eps with
+# t a code index (int64), a flow model's (x_r, r[, y]) -> nu with r in [0, 1] (float32)
+IO_NAMES = {"eps": (["x_t", "t", "y"], "eps"), "flow": (["x_r", "r", "y"], "nu")}
+
+
+def objective_of_model(model: nn.Module) -> str:
+    """ "flow" for a velocity model (objectives.VelocityModel), else "eps"."""
+    # x0- and v-networks reach here wrapped as eps-models (objectives.EpsFromPrediction)
+    return "flow" if getattr(model, "objective", None) == "flow" else "eps"
+
+
+def example_inputs(model: nn.Module, batch: int = 2) -> tuple[torch.Tensor, ...]:
+    """(x_t, t) or (x_t, t, y) of the model's image size, on its device (a flow
+    model's time r as float32)."""
     c = model.config
     device = next(model.parameters()).device
     x = torch.zeros(batch, c.in_channels, c.image_size, c.image_size, device=device)
-    t = torch.zeros(batch, dtype=torch.long, device=device)
+    flow = objective_of_model(model) == "flow"
+    t = torch.zeros(batch, dtype=torch.float32 if flow else torch.long, device=device)
     return (
         (x, t)
         if c.num_classes is None
@@ -44,16 +57,18 @@ def example_inputs(model: UNet, batch: int = 2) -> tuple[torch.Tensor, ...]:
 
 
 def export_onnx(
-    model: UNet, path: str | Path, half_weights: bool = False, opset: int = OPSET
+    model: nn.Module, path: str | Path, half_weights: bool = False, opset: int = OPSET
 ) -> Path:
     """Write model (eval mode) to path as ONNX.
 
-    Inputs x_t (float32), t (int64) [, y (int64)]; output eps.
+    An eps-model (UNet): inputs x_t (float32), t (int64) [, y (int64)]; output eps.
+    A flow model (objectives.VelocityModel): x_r, r (float32) [, y]; output nu.
     """
     path = Path(path)
     model = model.eval()
     inputs = example_inputs(model)
-    names = ["x_t", "t", "y"][: len(inputs)]
+    names, output = IO_NAMES[objective_of_model(model)]
+    names = names[: len(inputs)]
     batch = torch.export.Dim("batch")
     with (
         torch.no_grad(),
@@ -65,7 +80,7 @@ def export_onnx(
             dynamo=True,
             opset_version=opset,
             input_names=names,
-            output_names=["eps"],
+            output_names=[output],
             dynamic_shapes=tuple({0: batch} for _ in inputs),
         )
     onnx_model = program.model_proto
@@ -79,19 +94,21 @@ def export_onnx(
 
 
 def write_schedule(
-    path: str | Path, alpha_bars: torch.Tensor, model: UNet, **extra
+    path: str | Path, alpha_bars: torch.Tensor, model: nn.Module, **extra
 ) -> Path:
     """A JSON file beside the model with what a sampler needs; plus any extra fields.
 
     It holds T, every alpha_bar_t (code index t, in the dtype the model is sampled
     with), the inputs and the "no label" token.
     """
+    names, output = IO_NAMES[objective_of_model(model)]
     record = {
         **extra,
+        "objective": objective_of_model(model),
         "T": len(alpha_bars),
         "alpha_bars": [float(a) for a in alpha_bars.double()],
-        "inputs": ["x_t", "t"]
-        + (["y"] if model.config.num_classes is not None else []),
+        "inputs": names[: 2 if model.config.num_classes is None else 3],
+        "output": output,
         "null_label": model.config.num_classes,
         "image_size": model.config.image_size,
     }
@@ -118,7 +135,7 @@ def onnx_eps_model(path: str | Path):
     return eps_model
 
 
-REFERENCE_SAMPLERS = ("ddim", "dpm-solver++")
+REFERENCE_SAMPLERS = ("ddim", "dpm-solver++", "euler", "heun")
 
 
 def reference_run(
@@ -134,25 +151,26 @@ def reference_run(
     seed: int,
     sampler: str = "ddim",
 ) -> dict:
-    """One run of `sampling.ddim_trajectory` (sampler "ddim", with eta) or of
+    """One run of `sampling.ddim_trajectory` (sampler "ddim", with eta), of
     `solvers.dpm_solver_trajectory` (sampler "dpm-solver++": 2M on the log-SNR steps,
-    deterministic, so no eta) with clip_denoised=True and classifier-free guidance at
-    `scale`, for each conditional model (x_t, t, y) -> eps in cond_models: the inputs,
-    the noise drawn (x_T, then for DDIM one draw per step when eta > 0), and each
-    model's sample.
+    deterministic, so no eta) or, for flow models, of `solvers.flow_trajectory`
+    ("euler" or "heun" on the straight path's even grid) with clip_denoised=True and
+    classifier-free guidance at `scale`, for each conditional model (x_t, t, y) ->
+    eps (or nu) in cond_models: the inputs, the noise drawn (x_T, then for DDIM one
+    draw per step when eta > 0), and each model's sample.
 
     The first model's run records the noise it draws; every other model replays it.
     """
     from .guidance import classifier_free_guidance
     from .noise import GeneratorNoise, RecordedNoise, RecordingNoise
     from .sampling import ddim_timesteps, ddim_trajectory, final_sample
-    from .solvers import dpm_solver_trajectory, solver_timesteps
+    from .solvers import dpm_solver_trajectory, flow_trajectory, solver_timesteps
 
     v.choice("sampler", sampler, REFERENCE_SAMPLERS)
     if sampler == "ddim" and eta is None:
         raise ValueError("the DDIM run needs eta")
-    if sampler == "dpm-solver++" and eta is not None:
-        raise ValueError(f"DPM-Solver++ has no eta (no step noise), got eta={eta}")
+    if sampler != "ddim" and eta is not None:
+        raise ValueError(f"{sampler} has no eta (no step noise), got eta={eta}")
     y = torch.tensor(labels, dtype=torch.long)
     shape = (len(labels), *image_shape)
     generated = GeneratorNoise(
@@ -169,9 +187,13 @@ def reference_run(
                 run = ddim_trajectory(
                     eps_model, schedule, shape, noise, num_steps, eta, **clip
                 )
-            else:
+            elif sampler == "dpm-solver++":
                 run = dpm_solver_trajectory(
                     eps_model, schedule, shape, noise, num_steps, **clip
+                )
+            else:
+                run = flow_trajectory(
+                    eps_model, shape, noise, num_steps, sampler, "cpu", **clip
                 )
             samples[name] = final_sample(run)
     draws = recording.draws
@@ -181,7 +203,15 @@ def reference_run(
         # exact, and half the text.
         return [float(str(v)) for v in x.reshape(-1).numpy()]
 
-    solver = {"order": 2, "spacing": "logsnr"} if sampler == "dpm-solver++" else {}
+    if sampler == "ddim":
+        solver, timesteps = {}, ddim_timesteps(schedule.T, num_steps)
+    elif sampler == "dpm-solver++":
+        solver = {"order": 2, "spacing": "logsnr"}
+        timesteps = solver_timesteps(schedule, num_steps, "logsnr")
+    else:  # flow_trajectory's even grid in r, from 1 to 0
+        solver = {"spacing": "even r"}
+        timesteps = torch.linspace(1.0, 0.0, num_steps + 1, dtype=torch.float64)
+        timesteps = timesteps.tolist()
     return {
         "sampler": sampler,
         **solver,
@@ -192,11 +222,7 @@ def reference_run(
         "seed": seed,
         "clip_denoised": True,
         "shape": list(shape),
-        "timesteps": (
-            ddim_timesteps(schedule.T, num_steps)
-            if sampler == "ddim"
-            else solver_timesteps(schedule, num_steps, "logsnr")
-        ),
+        "timesteps": timesteps,
         "x_T": flat(draws[0]),
         "noise": [flat(z) for z in draws[1:]],
         "samples": {name: flat(sample) for name, sample in samples.items()},

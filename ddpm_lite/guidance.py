@@ -121,3 +121,14 @@ def drop_labels(
         raise ValueError(f"p_uncond must be in [0, 1], got {p_uncond}")
     drop = torch.rand(y.shape, generator=generator, device=y.device) < p_uncond
     return torch.where(drop, torch.full_like(y, null_label), y)
+
+
+def random_labels(n: int, num_classes: int, seed: int) -> Tensor:
+    """n labels drawn uniformly from 0..num_classes - 1, from their own seeded generator
+    (the starting noise of a run with the same seed stays the same). With a
+    class-conditional model at w = 1 each sample is then x ~ p(x | y), y ~ uniform: a
+    draw of p(x) = sum_y p(y) p(x | y) where the classes are equally likely (MNIST's ten
+    are 9.0-11.2 % of its training images), made by the conditional network, which
+    label dropout trains on most batches, rather than by its "no label" branch."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(0, num_classes, (n,), generator=generator)

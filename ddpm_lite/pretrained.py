@@ -1,11 +1,17 @@
-"""The shipped MNIST diffusion models, loaded in one call: `load_pretrained("mnist")`.
+"""The shipped MNIST generators, loaded in one call: `load_pretrained("mnist-flow")`.
 
-One class-conditional U-Net, trained with label dropout, serves both names:
-- "mnist": the unconditional model, eps_theta(x_t, t), i.e. the network given the
-  "no label" token;
-- "mnist-cond": eps_theta(x_t, t, y), for classifier-free guidance.
-The weights (EMA, float32) and a JSON sidecar (the command, steps, images seen, wall
-time, hardware, torch version, the loss curve and the measured sample quality) are in
+Two class-conditional U-Nets, each trained with label dropout, so that one file gives
+unconditional samples (the network given the "no label" token) and conditional ones:
+- "mnist-flow": flow matching's velocity nu_theta(x, r[, y]) on the straight path, the
+  book's best model (the chapter on flow matching measures why); sample it with the
+  straight-path Euler or Heun steps (`solvers.flow_trajectory`);
+- "mnist-ddpm": the DDPM eps-model eps_theta(x_t, t[, y]) that the DDPM chapters teach
+  with (DDIM, DPM-Solver++, Heun, the ancestral sampler).
+The "-cond" names ("mnist-flow-cond", "mnist-ddpm-cond") load the same files and mark
+them conditional: pass labels, or use classifier_free_guidance. "mnist" and
+"mnist-cond", the older names of "mnist-ddpm" and "mnist-ddpm-cond", still load it.
+The weights (EMA) and a JSON sidecar (the command, steps, images seen, wall time,
+hardware, torch version, the loss curve and the measured sample quality) are in
 `weights/`; the SHA-256 recorded in the sidecar is checked on every load. MNIST lives in
 [-1, 1], so sample these models with clip_denoised=True, as the command line and the
 chapters do.
@@ -18,39 +24,48 @@ from typing import Any, NamedTuple
 
 import torch
 
+from . import _validate as v
 from .checkpoint import load_checkpoint
+from .objectives import VelocityModel
 from .schedules import NoiseSchedule
 from .trained import load_trained
 from .unet import UNet
 
 WEIGHTS = Path(__file__).with_name("weights")
 PRETRAINED = {
-    "mnist": "mnist_ddpm",
-    "mnist-cond": "mnist_ddpm",
+    "mnist-flow": "mnist_flow",
+    "mnist-flow-cond": "mnist_flow",
+    "mnist-ddpm": "mnist_ddpm",
+    "mnist-ddpm-cond": "mnist_ddpm",
 }  # name -> file stem in weights/
+OLD_NAMES = {"mnist": "mnist-ddpm", "mnist-cond": "mnist-ddpm-cond"}  # still loaded
 
 
 class Pretrained(NamedTuple):
-    # in eval mode; model(x_t, t) is the unconditional eps_theta, model(x_t, t, y) the
-    # conditional one
-    model: UNet
+    # in eval mode; model(x_t, t) is the unconditional eps_theta (for mnist-flow
+    # nu_theta(x, r)), model(x_t, t, y) the conditional one
+    model: UNet | VelocityModel
     schedule: NoiseSchedule  # float32, on the model's device
     info: dict[str, Any]  # the sidecar: provenance, training curve, measured quality
-    conditional: (
-        bool  # True for "mnist-cond": pass labels (or use classifier_free_guidance)
-    )
+    # True for the "-cond" names: pass labels (or use classifier_free_guidance)
+    conditional: bool
+
+
+def current_name(name: str) -> str:
+    """name, with an old name ("mnist", "mnist-cond") replaced by its new one."""
+    name = OLD_NAMES.get(name, name)
+    return v.choice("name", name, tuple(PRETRAINED))
 
 
 def pretrained_path(name: str) -> Path:
-    if name not in PRETRAINED:
-        raise ValueError(f"name must be one of {tuple(PRETRAINED)}, got {name!r}")
-    return WEIGHTS / PRETRAINED[name]
+    return WEIGHTS / PRETRAINED[current_name(name)]
 
 
 def load_pretrained(
-    name: str = "mnist", device: str | torch.device = "cpu"
+    name: str = "mnist-flow", device: str | torch.device = "cpu"
 ) -> Pretrained:
-    """A shipped model with its schedule, on `device`.
+    """A shipped model with its schedule, on `device`: the eps-model of "mnist-ddpm",
+    the velocity model (`objectives.VelocityModel`) of "mnist-flow".
 
     Checksum-verified, in eval mode.
     """
@@ -59,11 +74,11 @@ def load_pretrained(
         model=trained.model,
         schedule=trained.schedule,
         info=trained.info,
-        conditional=name == "mnist-cond",
+        conditional=current_name(name).endswith("-cond"),
     )
 
 
-def loss_history(name: str = "mnist") -> torch.Tensor:
+def loss_history(name: str = "mnist-flow") -> torch.Tensor:
     """L_simple at every training step of the shipped model, (steps,) float32."""
     tensors, _ = load_checkpoint(pretrained_path(name))
     return tensors["history.loss"]

@@ -45,7 +45,7 @@ def load_trained(
     recipe = info["train_config"]
     schedule = NoiseSchedule(make_betas(recipe["schedule"], recipe["T"]))
     schedule = schedule.to(device, torch.float32)
-    model = prediction_model(model, objective_of(info), schedule)
+    model = prediction_model(model, objective_of(info), schedule).eval()
     return TrainedModel(model, schedule, info)
 
 

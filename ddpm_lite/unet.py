@@ -201,7 +201,9 @@ class UNet(nn.Module):
             timestep_embedding(t, self.config.base_channels).to(x.dtype)
         )
         if self.class_emb is not None:
-            labels = y if y is not None else torch.full_like(t, self.config.num_classes)
+            # no label: the "no label" token (a long, also when t is a flow time r)
+            null = torch.full(t.shape, self.config.num_classes, device=t.device)
+            labels = y if y is not None else null
             emb = emb + self.class_emb(labels)
         elif y is not None:
             raise ValueError(

@@ -107,6 +107,7 @@ DATA_FILES = [
     "objective_sweep.json",
     "objective_grid.json",
     "solver_spread.json",
+    "flow_model.json",
 ]
 
 
@@ -124,7 +125,7 @@ def test_every_data_file_is_for_the_shipped_weights_and_says_how_it_was_made(nam
             assert sha256_of(ROOT / entry["file"]) == entry["sha256"], entry
     else:
         assert data["weights_sha256"] == sha256_of(
-            checkpoint_files(pretrained_path("mnist"))[0]
+            checkpoint_files(pretrained_path("mnist-ddpm"))[0]
         ), f"{name} is stale: rerun its command"
     for command in data.get("commands", [data.get("command")]):  # one run, or several
         script = command.split()[1]
@@ -226,3 +227,25 @@ def test_the_growing_sweeps_add_points_to_their_file_and_keep_each_command(tmp_p
     grid_data = json.loads(grid.read_text())
     assert [p["objective"] for p in grid_data["points"]] == ["eps", "v", "flow"]
     assert grid_data["live_check"]["n"] == 64
+
+
+def test_the_flow_model_benchmark_scores_each_kind_of_point(tmp_path):
+    out = tmp_path / "flow.json"
+    args = ["--n", "10", "--sweep-n", "10", "--heun-steps", "1", "--euler-steps", "1",
+            "--guided-steps", "1", "--scales", "0", "--json", str(out)]  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "benchmarks/flow_model.py", *args],
+        capture_output=True, text=True, cwd=ROOT, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    data = json.loads(out.read_text())
+    kinds = [(p["kind"], p["method"], p["calls"], p["scale"]) for p in data["points"]]
+    assert kinds == [
+        ("unconditional", "heun", 1, None),
+        ("unconditional", "euler", 1, None),
+        ("guided", "heun", 1, 1.0),
+        ("random labels", "heun", 1, 1.0),
+        ("guided", "heun", 1, 0.0),
+    ]
+    assert all(0 <= p["right_digit"] <= 1 for p in data["points"][2:])
+    assert data["live_check"]["n"] == 64 and data["live_check"]["fd_mnist"] > 0

@@ -186,7 +186,8 @@ def test_the_javascript_sampler_mirrors_functions_that_exist():
 
     source = (ROOT / "_static" / "ddpm" / "sampler.mjs").read_text(encoding="utf-8")
     mirrored = re.findall(
-        r"^// (sampling|guidance|diffusion|interpolation|noise|solvers)\.(\w+)",
+        r"^// (sampling|guidance|diffusion|interpolation|noise|solvers|objectives)"
+        r"\.(\w+)",
         source,
         flags=re.MULTILINE,
     )
@@ -199,6 +200,9 @@ def test_the_javascript_sampler_mirrors_functions_that_exist():
         "solver_timesteps",
         "dpm_solver_update",
         "dpm_solver_trajectory_from",
+        "_flow_predict",
+        "heun_update",
+        "flow_trajectory_from",
     }, mirrored
 
 
@@ -213,3 +217,9 @@ def test_the_browser_page_describes_the_reference_case_that_is_exported():
         f"{case['num_steps']} DDIM steps and $\\eta = {case['eta']}$"
     )
     assert described in text, described
+    flow = site_models.REFERENCE_FLOW
+    described = (
+        f"samples {words[len(flow['labels'])]} digits with the flow model, guidance "
+        f"$w = {flow['scale']:g}$ and Heun's {flow['num_steps']} steps on the straight path"
+    )
+    assert flow["sampler"] == "heun" and described in text, described

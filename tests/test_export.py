@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slow  # tracing the exporter takes seconds
 
 @pytest.fixture(scope="module")
 def shipped():
-    return load_pretrained("mnist-cond").model
+    return load_pretrained("mnist-ddpm-cond").model
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,7 @@ def test_the_command_writes_the_model_and_the_schedule_the_sampler_uses(tmp_path
             "ddpm_lite",
             "export-onnx",
             "--pretrained",
-            "mnist",
+            "mnist-ddpm",
             "--half-weights",
             "--out",
             str(tmp_path / "web" / "mnist.onnx"),
@@ -101,7 +101,7 @@ def test_the_command_writes_the_model_and_the_schedule_the_sampler_uses(tmp_path
         and (tmp_path / "web" / "mnist.onnx").stat().st_size > 1_000_000
     )
     record = json.loads((tmp_path / "web" / "mnist.json").read_text())
-    schedule = load_pretrained("mnist").schedule
+    schedule = load_pretrained("mnist-ddpm").schedule
     assert (
         record["T"] == 1000
         and record["inputs"] == ["x_t", "t", "y"]
@@ -119,7 +119,7 @@ def test_the_reference_run_records_the_noise_the_sampler_drew(shipped, exported)
     from ddpm_lite.pretrained import load_pretrained
     from ddpm_lite.sampling import ddim_trajectory, final_sample
 
-    schedule = load_pretrained("mnist-cond").schedule
+    schedule = load_pretrained("mnist-ddpm-cond").schedule
     onnx_model = onnx_eps_model(exported[False])
     record = reference_run(
         {"torch": shipped, "onnx": onnx_model},
@@ -167,7 +167,7 @@ def test_the_solver_reference_run_records_only_x_T_and_replays_to_its_samples(
     from ddpm_lite.sampling import final_sample
     from ddpm_lite.solvers import dpm_solver_trajectory, solver_timesteps
 
-    schedule = load_pretrained("mnist-cond").schedule
+    schedule = load_pretrained("mnist-ddpm-cond").schedule
     onnx_model = onnx_eps_model(exported[False])
     case = dict(labels=[3, 7], scale=2.0, num_steps=4, seed=1)
     record = reference_run(
@@ -209,7 +209,7 @@ def test_the_solver_reference_run_records_only_x_T_and_replays_to_its_samples(
         reference_run({"torch": shipped}, 10, (1, 28, 28), schedule, **case)
     with pytest.raises(ValueError, match="sampler"):
         reference_run(
-            {"torch": shipped}, 10, (1, 28, 28), schedule, **case, sampler="heun"
+            {"torch": shipped}, 10, (1, 28, 28), schedule, **case, sampler="dpm"
         )
 
 
@@ -239,21 +239,81 @@ def test_the_site_files_are_exported_again_only_when_their_stamp_changes(
         "REFERENCE_SOLVER",
         dict(sampler="dpm-solver++", labels=[1], scale=0.0, num_steps=2, seed=0),
     )
-    assert site_models.export_site_models(tmp_path) and len(exports) == 1
+    monkeypatch.setattr(
+        site_models,
+        "REFERENCE_FLOW",
+        dict(sampler="heun", labels=[1], scale=0.0, num_steps=2, seed=0),
+    )
+    assert site_models.export_site_models(tmp_path) and len(exports) == 2
     assert {p.name for p in tmp_path.iterdir()} == {
+        "mnist_flow.json",
+        "mnist_flow.reference_heun.json",
         "mnist_ddpm.json",
         "mnist_ddpm.reference.json",
         "mnist_ddpm.reference_dpm_solver.json",
         "mnist_test_digits.json",
     }
+    flow = json.loads((tmp_path / "mnist_flow.json").read_text())
+    assert (flow["objective"], flow["inputs"], flow["output"]) == (
+        "flow",
+        ["x_r", "r", "y"],
+        "nu",
+    )
     solver = json.loads((tmp_path / "mnist_ddpm.reference_dpm_solver.json").read_text())
     assert solver["sampler"] == "dpm-solver++" and solver["tolerance"] == (
         site_models.TOLERANCE
     )
     assert (
-        not site_models.export_site_models(tmp_path) and len(exports) == 1
+        not site_models.export_site_models(tmp_path) and len(exports) == 2
     )  # stamp current: nothing written
     monkeypatch.setattr(
         site_models, "TOLERANCE", {"onnx": 1e-3}
     )  # any input of the stamp: here the reference case
-    assert site_models.export_site_models(tmp_path) and len(exports) == 2
+    assert site_models.export_site_models(tmp_path) and len(exports) == 4
+
+
+@pytest.fixture(scope="module")
+def flow_model():
+    return load_pretrained("mnist-flow-cond").model
+
+
+def test_a_flow_model_exports_with_its_time_r_and_matches_pytorch(flow_model, tmp_path):
+    path = export_onnx(flow_model, tmp_path / "flow.onnx", half_weights=True)
+    runtime = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in runtime.get_inputs()] == ["x_r", "r", "y"]
+    assert [o.name for o in runtime.get_outputs()] == ["nu"]
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 1, 28, 28, generator=g)
+    y = torch.tensor([3, 7, 10])  # 10: the "no label" token
+    for r in (1.0, 0.5, 0.05):  # r is float32: the network's time is 1000 r
+        time = torch.full((3,), r)
+        with torch.no_grad():
+            expected = flow_model(x, time, y)
+        error = (run(path, x, time, y) - expected).abs().max().item()
+        assert error < 5e-3, (r, error)  # float16 weights, as for the eps-model
+
+
+def test_the_flow_reference_run_records_only_x_1_and_replays_to_its_samples(
+    flow_model,
+):
+    from ddpm_lite.export import reference_run
+    from ddpm_lite.guidance import classifier_free_guidance
+    from ddpm_lite.noise import RecordedNoise
+    from ddpm_lite.sampling import final_sample
+    from ddpm_lite.solvers import flow_trajectory
+
+    schedule = load_pretrained("mnist-flow").schedule
+    case = dict(labels=[3, 7], scale=2.0, num_steps=3, seed=1, sampler="heun")
+    record = reference_run({"torch": flow_model}, 10, (1, 28, 28), schedule, **case)
+    assert record["timesteps"] == pytest.approx([1.0, 2 / 3, 1 / 3, 0.0], abs=1e-15)
+    assert record["spacing"] == "even r" and record["noise"] == []
+    x_1 = torch.randn(2, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(torch.tensor(record["x_T"]), x_1.reshape(-1))
+    velocity = classifier_free_guidance(flow_model, torch.tensor([3, 7]), 10, 2.0)
+    with torch.no_grad():
+        run = flow_trajectory(velocity, (2, 1, 28, 28), RecordedNoise([x_1]), 3,
+                              "heun", clip_denoised=True)  # fmt: skip
+        sample = final_sample(run)
+    assert torch.equal(sample.reshape(-1), torch.tensor(record["samples"]["torch"]))
+    with pytest.raises(ValueError, match="heun has no eta"):
+        reference_run({"torch": flow_model}, 10, (1, 28, 28), schedule, **case, eta=0)

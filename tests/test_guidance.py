@@ -10,6 +10,7 @@ from ddpm_lite.guidance import (
     classifier_grad,
     classifier_guidance,
     drop_labels,
+    random_labels,
 )
 from ddpm_lite.sampling import ddim_trajectory, ddpm_step, final_sample
 from ddpm_lite.schedules import NoiseSchedule, make_betas
@@ -231,3 +232,17 @@ def test_classifier_guidance_with_a_classifier_blind_to_x_is_unguided_sampling(
         ),
         unguided,
     )
+
+
+def test_random_labels_are_uniform_seeded_and_leave_the_global_generator_alone():
+    from scipy import stats
+
+    state = torch.random.get_rng_state()
+    labels = random_labels(10_000, 10, seed=3)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert torch.equal(labels, random_labels(10_000, 10, seed=3))
+    assert not torch.equal(labels, random_labels(10_000, 10, seed=4))
+    counts = torch.bincount(labels, minlength=10)
+    assert labels.dtype == torch.long and len(counts) == 10
+    # uniform over the ten classes: a chi-square test at the 0.1 % level
+    assert stats.chisquare(counts.numpy()).pvalue > 1e-3, counts

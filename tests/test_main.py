@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from ddpm_lite.__main__ import main
@@ -107,34 +108,65 @@ def test_help_exits_cleanly(command, capsys):
         (["sample"], "one of the arguments checkpoint --pretrained is required"),
         (
             ["sample", "--pretrained", "cifar"],
-            "argument --pretrained: invalid choice: 'cifar'",
+            "argument --pretrained: must be one of mnist-flow, mnist-ddpm (with "
+            "--label for a digit; or mnist-flow-cond, mnist-ddpm-cond), got 'cifar'",
+        ),
+        (
+            ["sample", "--pretrained", "mnist-flow-cond"],
+            "--pretrained mnist-flow-cond needs --label (or use --pretrained "
+            "mnist-flow",
         ),
         (
             ["sample", "--pretrained", "mnist-cond"],
-            "--pretrained mnist-cond needs --label",
+            "--pretrained mnist-ddpm-cond needs --label",
         ),
         (
-            ["sample", "--pretrained", "mnist", "--steps", "1001"],
-            "--steps must be in [1, 1000], got 1001",
+            ["sample", "--pretrained", "mnist-flow", "--sampler", "ddim"],
+            "--sampler: sampler 'ddim' cannot use a model trained with objective "
+            "'flow'",
         ),
         (
-            ["sample", "--pretrained", "mnist", "--eta", "-1"],
-            "--eta must be in [0, 1] (DDIM's family), got -1.0",
-        ),
-        (
-            ["sample", "--pretrained", "mnist", "--eta", "1.5"],
-            "--eta must be in [0, 1] (DDIM's family), got 1.5",
-        ),
-        (
-            ["sample", "--pretrained", "mnist", "--sampler", "heun", "--eta", "0.5"],
+            ["sample", "--pretrained", "mnist-flow", "--eta", "0.5"],
             "--eta is DDIM's; sampler 'heun' is deterministic",
         ),
         (
-            ["sample", "--pretrained", "mnist", "--sampler", "ddpm", "--steps", "20"],
+            ["sample", "--pretrained", "mnist-ddpm", "--steps", "1001"],
+            "--steps must be in [1, 1000], got 1001",
+        ),
+        (
+            ["sample", "--pretrained", "mnist-ddpm", "--eta", "-1"],
+            "--eta must be in [0, 1] (DDIM's family), got -1.0",
+        ),
+        (
+            ["sample", "--pretrained", "mnist-ddpm", "--eta", "1.5"],
+            "--eta must be in [0, 1] (DDIM's family), got 1.5",
+        ),
+        (
+            [
+                "sample",
+                "--pretrained",
+                "mnist-ddpm",
+                "--sampler",
+                "heun",
+                "--eta",
+                "0.5",
+            ],
+            "--eta is DDIM's; sampler 'heun' is deterministic",
+        ),
+        (
+            [
+                "sample",
+                "--pretrained",
+                "mnist-ddpm",
+                "--sampler",
+                "ddpm",
+                "--steps",
+                "20",
+            ],
             "--steps: the ddpm sampler always takes all T steps",
         ),
         (
-            ["sample", "--pretrained", "mnist", "--guidance-scale", "3"],
+            ["sample", "--pretrained", "mnist-ddpm", "--guidance-scale", "3"],
             "--guidance-scale needs --label",
         ),
         (
@@ -147,7 +179,7 @@ def test_help_exits_cleanly(command, capsys):
         ),
         (
             ["sample", "/nonexistent/checkpoint", "--label", "10"],
-            "argument --label: invalid choice: 10",
+            "argument --label: must be a digit 0..9 or 'random', got '10'",
         ),
         (
             ["train-noisy-classifier", "--schedule", "exp"],
@@ -162,7 +194,7 @@ def test_help_exits_cleanly(command, capsys):
             [
                 "sample",
                 "--pretrained",
-                "mnist",
+                "mnist-ddpm",
                 "--sampler",
                 "dpm-solver++",
                 "--steps",
@@ -171,7 +203,7 @@ def test_help_exits_cleanly(command, capsys):
             "--steps: num_steps=300 with spacing 'logsnr' rounds to only",
         ),
         (
-            ["sample", "--pretrained", "mnist", "--sampler", "euler"],
+            ["sample", "--pretrained", "mnist-ddpm", "--sampler", "euler"],
             "--sampler: sampler 'euler' cannot use a model trained with objective "
             "'eps'",
         ),
@@ -200,7 +232,7 @@ def test_sample_refuses_an_out_it_cannot_write_and_writes_nothing(
     (tmp_path / "ro").mkdir(mode=0o555)
     if out.startswith("ro/") and os.access(tmp_path / "ro", os.W_OK):
         pytest.skip("root ignores the directory's permissions")
-    args = ["sample", "--pretrained", "mnist", "--n", "1", "--steps", "1", "--out"]
+    args = ["sample", "--pretrained", "mnist-ddpm", "--n", "1", "--steps", "1", "--out"]
     code, _, err = exits([*args, str(tmp_path / out)], capsys)
     assert code == 2 and message.format(tmp=tmp_path) in err, err
     assert len(err.strip().splitlines()) == 1
@@ -215,7 +247,7 @@ def test_a_failed_image_write_leaves_no_file(tmp_path, capsys, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(plt, "imsave", full_disk)
-    args = ["sample", "--pretrained", "mnist", "--n", "1", "--steps", "1", "--out"]
+    args = ["sample", "--pretrained", "mnist-ddpm", "--n", "1", "--steps", "1", "--out"]
     code, _, err = exits([*args, str(tmp_path / "x.png")], capsys)
     assert code == 2 and "--out: cannot write" in err and "No space left" in err
     assert list(tmp_path.iterdir()) == []
@@ -307,29 +339,43 @@ def test_the_cpu_preset_trains_resumes_and_samples(tmp_path):
     assert out.read_bytes()[:4] == b"\x89PNG"
 
 
-def test_sample_from_the_shipped_model_shows_digits(tmp_path):
-    result = run(
-        [
-            "sample",
-            "--pretrained",
-            "mnist",
-            "--n",
-            "9",
-            "--steps",
-            "20",
-            "--out",
-            str(tmp_path / "s.png"),
-            "--device",
-            "cpu",
-        ]
+def test_the_readme_first_command_draws_digits_from_the_flow_model(tmp_path):
+    from ddpm_lite.classifier import load_classifier, predict
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    first = next(
+        line for line in readme.splitlines() if " -m ddpm_lite sample " in line
     )
+    args = first.split("#")[0].split()[3:]  # after ".venv/bin/python -m ddpm_lite"
+    assert args[:3] == ["sample", "--pretrained", "mnist-flow"], first
+    out = tmp_path / "s.png"
+    args[args.index("--out") + 1] = str(out)
+    result = run(args)
     assert result.returncode == 0, result.stderr
-    image = read_png(tmp_path / "s.png")
-    assert image.shape[:2] == (84, 84)
-    digit = image[:28, :28, 0]
-    assert (digit > 0.9).mean() > 0.03 and (
-        digit < 0.1
-    ).mean() > 0.5  # white strokes on black
+    # the flow model's default: Heun's 10 steps on the straight path, 19 network calls
+    assert "wrote 64 samples (heun, 10 steps, 19 network calls)" in result.stdout
+    image = read_png(out)[..., 0]  # an 8 x 8 grid; grey levels in [0, 1]
+    assert image.shape == (8 * 28, 8 * 28)
+    tiles = image.reshape(8, 28, 8, 28).transpose(0, 2, 1, 3).reshape(64, 1, 28, 28)
+    with torch.no_grad():
+        probs = predict(load_classifier(), torch.from_numpy(tiles).float() * 2 - 1)[1]
+    assert probs.max(1).values.mean() > 0.9  # confident digits, not blobs
+    assert len(set(probs.argmax(1).tolist())) == 10  # every kind of digit
+
+
+@pytest.mark.parametrize("old,new", [("mnist", "mnist-ddpm"), ("mnist-cond", None)])
+def test_the_older_names_still_load_the_ddpm_model_and_name_the_new_ones(
+    old, new, tmp_path
+):
+    out = tmp_path / "s.png"
+    label = ["--label", "3"] if new is None else []
+    result = run(["sample", "--pretrained", old, *label, "--n", "1", "--steps", "2",
+                  "--out", str(out)])  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    notice = f"ddpm_lite: {old!r} is the older name of '{new or 'mnist-ddpm-cond'}'"
+    assert notice in result.stderr
+    assert "the book's best model is 'mnist-flow'" in result.stderr
+    assert out.read_bytes()[:4] == b"\x89PNG"
 
 
 def test_class_conditional_train_then_guided_sample(tmp_path):
@@ -362,14 +408,18 @@ def test_train_each_objective_then_sample_with_its_sampler(objective, tmp_path, 
     grid = tmp_path / "grid.png"
     main(["sample", str(tmp_path), "--n", "4", "--steps", "3", "--out", str(grid)])
     used = "heun" if objective == "flow" else "ddim"  # each objective's default
-    assert f"({used})" in capsys.readouterr().out and read_png(grid).shape[:2] == (
-        56,
-        56,
-    )
+    assert f"({used}, 3 steps" in capsys.readouterr().out
+    assert read_png(grid).shape[:2] == (56, 56)
     other = "ddim" if objective == "flow" else "euler"
     code, _, err = exits(["sample", str(tmp_path), "--sampler", other], capsys)
     assert code == 2 and f"objective {objective!r}" in err and repr(other) in err
     onnx = ["export-onnx", str(tmp_path), "--out", str(tmp_path / "m.onnx")]
+    if objective == "flow":  # the browser samples flow models too
+        main(onnx)
+        record = json.loads((tmp_path / "m.json").read_text())
+        assert (record["objective"], record["output"]) == ("flow", "nu")
+        assert (tmp_path / "m.onnx").stat().st_size > 0
+        return
     code, _, err = exits(onnx, capsys)
     assert code == 2 and f"this checkpoint's objective is {objective!r}" in err
 
@@ -424,7 +474,7 @@ def test_the_console_script_is_the_same_command():
 @pytest.mark.parametrize("sampler", ["dpm-solver++", "heun"])
 def test_the_fast_solvers_sample_digits_from_the_command_line(sampler, tmp_path):
     out = tmp_path / "s.png"
-    main(["sample", "--pretrained", "mnist", "--sampler", sampler, "--steps", "6",
+    main(["sample", "--pretrained", "mnist-ddpm", "--sampler", sampler, "--steps", "6",
           "--n", "4", "--out", str(out)])  # fmt: skip
     digit = read_png(out)[:28, :28, 0]
     assert (digit > 0.9).mean() > 0.03 and (digit < 0.1).mean() > 0.5

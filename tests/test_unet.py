@@ -79,6 +79,19 @@ def test_class_conditioning_costs_nothing_when_unused():
     assert conditional(x, t).shape == x.shape  # no label: the null token
 
 
+def test_no_label_is_the_null_token_also_at_a_flow_models_float_time():
+    torch.manual_seed(0)
+    conditional = UNet(UNetConfig(**{**TINY.__dict__, "num_classes": 10})).eval()
+    for p in conditional.parameters():  # a fresh U-Net's output layer is zero
+        torch.nn.init.normal_(p, std=0.05)
+    x = torch.randn(2, 1, 28, 28)
+    for t in (torch.tensor([5, 6]), torch.tensor([500.0, 50.0])):  # code index, 1000 r
+        with torch.no_grad():
+            null = conditional(x, t, torch.tensor([10, 10]))
+            assert torch.equal(conditional(x, t), null)
+            assert not torch.equal(conditional(x, t, torch.tensor([3, 3])), null)
+
+
 def test_label_without_class_conditioning_is_rejected():
     with pytest.raises(
         ValueError, match=r"y was given, but the model has no class conditioning"

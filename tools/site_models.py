@@ -3,16 +3,20 @@
     python tools/site_models.py _static/models      (run by `make book`, before the build)
 
 Writes into the directory (ignored by git; Jupyter Book copies _static/ into the site):
-- mnist_ddpm.onnx: the shipped U-Net, float16 weights, float32 compute (ddpm_lite.export);
-- mnist_ddpm.json: T, every alpha_bar_t, the inputs, the "no label" token, and a stamp;
-- mnist_ddpm.reference.json: one run of the package's DDIM sampler with guidance (its noise and its
-  samples with the PyTorch model and with this ONNX file), which the page replays to check its
-  JavaScript sampler against the Python one;
-- mnist_ddpm.reference_dpm_solver.json: the same for DPM-Solver++(2M) (solvers.py), which draws
-  only x_T;
+- mnist_flow.onnx, mnist_ddpm.onnx: the shipped U-Nets (flow matching's velocity model,
+  the page's default, and DDPM's eps-model), float16 weights, float32 compute
+  (ddpm_lite.export);
+- mnist_flow.json, mnist_ddpm.json: the objective, T, every alpha_bar_t, the inputs and
+  output, the "no label" token, and a stamp;
+- mnist_flow.reference_heun.json: one run of the package's straight-path Heun steps with
+  guidance (its x_1 and its samples with the PyTorch model and with this ONNX file),
+  which the page replays to check its JavaScript sampler against the Python one;
+- mnist_ddpm.reference.json, mnist_ddpm.reference_dpm_solver.json: the same for DDIM
+  (with its step noise) and DPM-Solver++(2M) (solvers.py), which draws only x_T;
 - mnist_test_digits.json: the first 16 test digits of the shipped MNIST subset, in [-1, 1].
-The stamp is the SHA-256 of the checkpoint, of the package files the export reads and of this file;
-when it is unchanged nothing is written, so a changed checkpoint (or exporter, sampler) re-exports them.
+The stamp is the SHA-256 of the checkpoints, of the package files the export reads and of this
+file; when it is unchanged nothing is written, so a changed checkpoint (or exporter, sampler)
+re-exports them.
 """
 
 from __future__ import annotations
@@ -43,7 +47,8 @@ SOURCES = (
     "noise.py",  # the reference run's recorded noise
     "guidance.py",
     "schedules.py",
-    "solvers.py",  # the DPM-Solver++(2M) reference run
+    "solvers.py",  # the DPM-Solver++(2M) and Heun reference runs
+    "objectives.py",  # the flow model's time scale
     "data.py",
 )
 # The fixed case the page replays: two digits, 10 DDIM steps with step noise, guidance on.
@@ -53,53 +58,58 @@ REFERENCE = dict(labels=[3, 7], scale=2.0, num_steps=10, eta=0.5, seed=0)
 REFERENCE_SOLVER = dict(
     sampler="dpm-solver++", labels=[3, 7], scale=2.0, num_steps=10, seed=0
 )
+# The flow model with the page's default, Heun's 10 steps on the straight path (19 calls).
+REFERENCE_FLOW = dict(sampler="heun", labels=[3, 7], scale=2.0, num_steps=10, seed=0)
+
+
+def site_models() -> dict:
+    """Per model name: its file stem and the recorded runs the page's check replays."""
+    return {
+        "mnist-flow-cond": (
+            "mnist_flow",
+            {"mnist_flow.reference_heun.json": REFERENCE_FLOW},
+        ),
+        "mnist-ddpm-cond": (
+            "mnist_ddpm",
+            {
+                "mnist_ddpm.reference.json": REFERENCE,
+                "mnist_ddpm.reference_dpm_solver.json": REFERENCE_SOLVER,
+            },
+        ),
+    }
+
+
 # Largest |x_browser - x_python| accepted over the sample, in [-1, 1] pixel units, for the Python sampler run
 # with the browser's own model file ("onnx": only the sampler's code and the runtime's kernels differ) and with
-# the PyTorch model ("torch": the browser's weights are float16 too). Measured in headless Chromium: see the
-# README; the tolerances are several times those values.
+# the PyTorch model ("torch": the browser's weights are float16 too). Measured in headless Chromium for the
+# DDPM samplers and for the flow model's Heun run: see the README; the tolerances are several times those values.
 TOLERANCE = {"onnx": 5e-4, "torch": 5e-2}
 
 
-def stamp(name: str = "mnist-cond") -> str:
-    digest = hashlib.sha256(
-        sha256_of(pretrained_path(name).with_suffix(".safetensors")).encode()
-    )
+def stamp() -> str:
+    digest = hashlib.sha256()
+    for name in site_models():
+        weights = pretrained_path(name).with_suffix(".safetensors")
+        digest.update(sha256_of(weights).encode())
     for source in SOURCES:
         digest.update((PACKAGE / source).read_bytes())
     digest.update(Path(__file__).read_bytes())  # this file decides what is written
-    cases = {"ddim": REFERENCE, "solver": REFERENCE_SOLVER, "tolerance": TOLERANCE}
-    digest.update(json.dumps(cases, sort_keys=True).encode())
+    cases = {"ddim": REFERENCE, "solver": REFERENCE_SOLVER, "flow": REFERENCE_FLOW}
+    digest.update(
+        json.dumps({**cases, "tolerance": TOLERANCE}, sort_keys=True).encode()
+    )
     return digest.hexdigest()
 
 
 def export_site_models(out: Path, force: bool = False) -> bool:
-    """Write the five files into out unless their stamp is current; True when they were written."""
+    """Write the files into out unless their stamp is current; True when written."""
     current = stamp()
-    schedule_file = out / "mnist_ddpm.json"
-    if (
-        not force
-        and schedule_file.is_file()
-        and json.loads(schedule_file.read_text()).get("stamp") == current
+    stamped = [out / f"{stem}.json" for stem, _ in site_models().values()]
+    if not force and all(
+        f.is_file() and json.loads(f.read_text()).get("stamp") == current
+        for f in stamped
     ):
         return False
-    model, schedule, _, _ = load_pretrained("mnist-cond")
-    onnx_file = export_onnx(model, out / "mnist_ddpm.onnx", half_weights=True)
-    c = model.config
-    cond_models = {"onnx": onnx_eps_model(onnx_file), "torch": model}
-    references = {  # the runs the page's check button replays
-        "mnist_ddpm.reference.json": REFERENCE,
-        "mnist_ddpm.reference_dpm_solver.json": REFERENCE_SOLVER,
-    }
-    for file_name, case in references.items():
-        record = reference_run(
-            cond_models,
-            c.num_classes,
-            (c.in_channels, c.image_size, c.image_size),
-            schedule,
-            **case,
-        )
-        record["tolerance"] = TOLERANCE
-        write_json(out / file_name, record)
     digits = to_model_range(read_mnist_dir(SUBSET_DIR, "test").images[:16])
     write_json(
         out / "mnist_test_digits.json",
@@ -108,9 +118,24 @@ def export_site_models(out: Path, force: bool = False) -> bool:
             "x0": [round(float(v), 6) for v in digits.reshape(-1)],
         },
     )
-    write_schedule(
-        schedule_file, schedule.alpha_bars, model, stamp=current
-    )  # last: its stamp marks the set complete
+    for name, (stem, references) in site_models().items():
+        model, schedule, _, _ = load_pretrained(name)
+        onnx_file = export_onnx(model, out / f"{stem}.onnx", half_weights=True)
+        c = model.config
+        cond_models = {"onnx": onnx_eps_model(onnx_file), "torch": model}
+        for file_name, case in references.items():
+            record = reference_run(
+                cond_models,
+                c.num_classes,
+                (c.in_channels, c.image_size, c.image_size),
+                schedule,
+                **case,
+            )
+            record["tolerance"] = TOLERANCE
+            write_json(out / file_name, record)
+        write_schedule(
+            out / f"{stem}.json", schedule.alpha_bars, model, stamp=current
+        )  # last: its stamp marks the model's files complete
     return True
 
 

@@ -3,7 +3,7 @@
 // fetched when the reader first presses a button.
 import {
   RecordedNoise, SeededNormal, classifierFreeGuidance, ddimTimesteps, ddimTrajectoryFrom, dpmSolverTrajectoryFrom,
-  logSnrTimesteps, qSample, slerp,
+  evenGrid, flowTrajectoryFrom, logSnrTimesteps, qSample, slerp, straightSample,
 } from "./sampler.mjs";
 
 const ORT = "https://cdn.jsdelivr.net/npm/onnxruntime-web@1.30.0/dist/";
@@ -15,10 +15,30 @@ const INTEGRITY = {
 };
 const MODELS = new URL("../models/", import.meta.url);
 const GRID = 16; // digits per run, shown 4 x 4
-const SAMPLER_NAMES = { ddim: "DDIM", "dpm-solver++": "DPM-Solver++(2M)" };
+const SAMPLER_NAMES = { ddim: "DDIM", "dpm-solver++": "DPM-Solver++(2M)", heun: "Heun", euler: "Euler" };
+// The two shipped models: their files, the samplers each can use (the first is the default), and the recorded
+// runs of the Python samplers the check replays: file, sampler, and the prefix of the result's data attributes
+// (DDIM: data-max-diff-onnx, data-same-steps, data-agrees; 2M: data-solver-max-diff-onnx, ...; Heun: data-flow-…).
+const MODELS_ON_PAGE = {
+  "mnist-flow": {
+    stem: "mnist_flow",
+    samplers: ["heun", "euler"],
+    references: [{ file: "mnist_flow.reference_heun.json", sampler: "heun", prefix: "flow" }],
+  },
+  "mnist-ddpm": {
+    stem: "mnist_ddpm",
+    samplers: ["ddim", "dpm-solver++"],
+    references: [
+      { file: "mnist_ddpm.reference.json", sampler: "ddim", prefix: "" },
+      { file: "mnist_ddpm.reference_dpm_solver.json", sampler: "dpm-solver++", prefix: "solver" },
+    ],
+  },
+};
 
 const $ = (id) => document.getElementById(id);
-let loaded = null; // {ort, runtime, schedule, threads, seconds}, after the first press
+let runtimeLoaded = null; // {ort, threads}, after the first press
+let loaded = null; // the model in use: {ort, runtime, schedule, threads, seconds, name}
+const sessions = {}; // per model name, once loaded: {runtime, schedule, seconds}
 let run = null; // the last run: {states, x0} (x0: the images shown before the first step, or null)
 
 function loadScript(src, integrity) {
@@ -36,17 +56,13 @@ async function fetchChecked(url, options = {}) {
   return response;
 }
 
-async function load() {
-  if (loaded) return loaded;
-  const began = performance.now();
-  setStatus("loading", "Loading the runtime and the model (first use only)…");
+async function loadRuntime() {
+  if (runtimeLoaded) return runtimeLoaded;
   await loadScript(ORT + "ort.wasm.min.js", INTEGRITY["ort.wasm.min.js"]);
   const name = "ort-wasm-simd-threaded";
-  const [glue, wasm, model, schedule] = await Promise.all([
+  const [glue, wasm] = await Promise.all([
     fetchChecked(ORT + name + ".mjs", { integrity: INTEGRITY[name + ".mjs"] }).then((r) => r.blob()),
     fetchChecked(ORT + name + ".wasm", { integrity: INTEGRITY[name + ".wasm"] }).then((r) => r.arrayBuffer()),
-    fetchChecked(new URL("mnist_ddpm.onnx", MODELS)).then((r) => r.arrayBuffer()),
-    fetchChecked(new URL("mnist_ddpm.json", MODELS)).then((r) => r.json()),
   ]);
   const ort = window.ort;
   ort.env.wasm.wasmPaths = { mjs: URL.createObjectURL(new Blob([glue], { type: "text/javascript" })) };
@@ -54,23 +70,46 @@ async function load() {
   // Threads need SharedArrayBuffer, which browsers give only to cross-origin isolated pages.
   const threads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
   ort.env.wasm.numThreads = threads;
-  const runtime = await ort.InferenceSession.create(model, { executionProviders: ["wasm"] });
-  schedule.alphaBars = Float32Array.from(schedule.alpha_bars); // float32, as the Python sampler uses them
-  loaded = { ort, runtime, schedule, threads, seconds: (performance.now() - began) / 1000 };
+  runtimeLoaded = { ort, threads };
+  return runtimeLoaded;
+}
+
+// The chosen model (and, the first time, the runtime): loaded once per visit.
+async function load() {
+  const modelName = $("ddpm-model").value;
+  if (!sessions[modelName]) {
+    const began = performance.now();
+    setStatus("loading", `Loading the runtime and the model ${modelName} (first use only)…`);
+    const { stem } = MODELS_ON_PAGE[modelName];
+    const [{ ort }, model, schedule] = await Promise.all([
+      loadRuntime(),
+      fetchChecked(new URL(stem + ".onnx", MODELS)).then((r) => r.arrayBuffer()),
+      fetchChecked(new URL(stem + ".json", MODELS)).then((r) => r.json()),
+    ]);
+    const runtime = await ort.InferenceSession.create(model, { executionProviders: ["wasm"] });
+    schedule.alphaBars = Float32Array.from(schedule.alpha_bars); // float32, as the Python sampler uses them
+    sessions[modelName] = { runtime, schedule, seconds: (performance.now() - began) / 1000 };
+  }
+  loaded = { ...runtimeLoaded, ...sessions[modelName], name: modelName };
   return loaded;
 }
 
-// eps_theta(x_t, t, y) for a batch: the ONNX model's inputs x_t (float32), t and y (int64).
+// The network on a batch: eps_theta(x_t, t, y) with t a code index (int64), or for a flow model
+// nu_theta(x_r, r, y) with r in [0, 1] (float32), as the model's file names its inputs and output.
 function condModel({ ort, runtime, schedule }) {
   const size = schedule.image_size;
+  const [xName, tName, yName] = schedule.inputs;
+  const flow = schedule.objective === "flow";
   return async (xt, t, y) => {
     const batch = y.length;
+    const time = flow ? new ort.Tensor("float32", new Float32Array(batch).fill(t), [batch])
+      : new ort.Tensor("int64", new BigInt64Array(batch).fill(BigInt(t)), [batch]);
     const feeds = {
-      x_t: new ort.Tensor("float32", xt, [batch, 1, size, size]),
-      t: new ort.Tensor("int64", new BigInt64Array(batch).fill(BigInt(t)), [batch]),
-      y: new ort.Tensor("int64", BigInt64Array.from(y, (v) => BigInt(v)), [batch]),
+      [xName]: new ort.Tensor("float32", xt, [batch, 1, size, size]),
+      [tName]: time,
+      [yName]: new ort.Tensor("int64", BigInt64Array.from(y, (v) => BigInt(v)), [batch]),
     };
-    return (await runtime.run(feeds)).eps.data;
+    return (await runtime.run(feeds))[schedule.output].data;
   };
 }
 
@@ -83,12 +122,13 @@ function setStatus(state, text) {
 function settings() {
   const digit = $("ddpm-digit").value;
   return {
+    model: $("ddpm-model").value,
     sampler: $("ddpm-sampler").value,
     start: $("ddpm-start").value,
     seed: Number($("ddpm-seed").value) >>> 0,
     steps: Number($("ddpm-steps").value),
     eta: Number($("ddpm-eta").value),
-    digit: digit === "any" ? null : Number(digit),
+    digit: digit === "any" || digit === "random" ? digit : Number(digit),
     scale: Number($("ddpm-scale").value),
     tStart: Number($("ddpm-t").value),
     from: Number($("ddpm-from").value),
@@ -125,8 +165,12 @@ function show(index) {
   if (x0) draw($("ddpm-x0"), x0, GRID, size);
   else $("ddpm-x0").getContext("2d").clearRect(0, 0, $("ddpm-x0").width, $("ddpm-x0").height);
   const t = state.t;
-  $("ddpm-scrub-label").textContent = t >= 0 ? `state ${index} of ${run.states.length - 1}: x_t at t = ${t + 1}` :
-    `state ${index} of ${run.states.length - 1}: the sample x_0`;
+  const which = `state ${index} of ${run.states.length - 1}`;
+  if (run.flow) {
+    $("ddpm-scrub-label").textContent = t > 0 ? `${which}: x_r at r = ${t.toFixed(3)}` : `${which}: the sample x_0`;
+  } else {
+    $("ddpm-scrub-label").textContent = t >= 0 ? `${which}: x_t at t = ${t + 1}` : `${which}: the sample x_0`;
+  }
 }
 
 let digitsFile = null;
@@ -152,35 +196,51 @@ function mostLogSnrSteps(alphaBars, tStart, wanted) {
 }
 
 // The chosen sampler from xt at tStart: DDIM (eta, its step noise from `noise`) or DPM-Solver++(2M), which draws
-// no noise. Both clip x0_pred to [-1, 1]; either way one network call per step.
+// no noise, one network call per step; or for a flow model Heun's or Euler's steps from r = tStart. All clip
+// x0_pred to [-1, 1].
 function trajectory(sampler, epsModel, alphaBars, xt, tStart, noise, numSteps, eta, clipDenoised) {
+  if (sampler === "heun" || sampler === "euler") {
+    return flowTrajectoryFrom(epsModel, xt, tStart, numSteps, sampler, clipDenoised);
+  }
   if (sampler === "dpm-solver++") return dpmSolverTrajectoryFrom(epsModel, alphaBars, xt, tStart, numSteps, 2, clipDenoised);
   return ddimTrajectoryFrom(epsModel, alphaBars, xt, tStart, noise, numSteps, eta, clipDenoised);
 }
 
+// solvers.network_calls: Heun's last step is Euler's, so numSteps Heun steps call the network 2 numSteps - 1 times.
+const networkCalls = (sampler, numSteps) => (sampler === "heun" ? 2 * numSteps - 1 : numSteps);
+
 async function generate() {
   const s = settings();
+  if (!MODELS_ON_PAGE[s.model].samplers.includes(s.sampler)) {
+    throw new Error(`sampler ${s.sampler} cannot run ${s.model}; its samplers: ${MODELS_ON_PAGE[s.model].samplers}`);
+  }
   const { schedule } = await load();
   const size = schedule.image_size;
   const n = GRID * size * size;
   const noise = new SeededNormal(s.seed);
+  const flow = schedule.objective === "flow";
+  // Noising a digit: DDPM's q(x_t | x_0) at code index t - 1 (the slider shows the paper's t = 1..T), or the
+  // straight path at r = t / T.
+  const noised = (x, eps) => (flow ? straightSample(x, s.tStart / schedule.T, eps)
+    : qSample(schedule.alphaBars, x, s.tStart - 1, eps));
   let xt, tStart, x0 = null;
   let eta = s.eta;
   if (s.start === "digit") {
     const digits = await testDigits();
     x0 = Float32Array.from(digits.x0);
-    tStart = s.tStart - 1; // the slider shows the paper's t = 1..T; code indices are t - 1
-    xt = qSample(schedule.alphaBars, x0, tStart, noise.randn(n));
+    tStart = flow ? s.tStart / schedule.T : s.tStart - 1;
+    xt = noised(x0, noise.randn(n));
   } else if (s.start === "interpolate") {
     // interpolation.interpolate_via_noise: each endpoint encoded to t with its own noise, the two x_t mixed by
-    // slerp at 16 values of lam, every mix decoded by deterministic DDIM (eta = 0), so only lam changes.
+    // slerp at 16 values of lam, every mix decoded by a deterministic sampler (DDIM with eta = 0, DPM-Solver++, or
+    // for the flow model Heun's or Euler's steps from x_r at r = t / T), so only lam changes.
     const digits = await testDigits();
     const pixels = size * size;
     const image = (k) => Float32Array.from(digits.x0.slice(k * pixels, (k + 1) * pixels));
     const [xA, xB] = [image(s.from), image(s.to)];
-    tStart = s.tStart - 1;
-    const xtA = qSample(schedule.alphaBars, xA, tStart, noise.randn(pixels));
-    const xtB = qSample(schedule.alphaBars, xB, tStart, noise.randn(pixels));
+    tStart = flow ? s.tStart / schedule.T : s.tStart - 1;
+    const xtA = noised(xA, noise.randn(pixels));
+    const xtB = noised(xB, noise.randn(pixels));
     xt = new Float32Array(n);
     x0 = new Float32Array(n); // the pixel blend, for comparison with what the model decodes
     for (let k = 0; k < GRID; k++) {
@@ -190,10 +250,10 @@ async function generate() {
     }
     eta = 0;
   } else {
-    tStart = schedule.T - 1;
+    tStart = flow ? 1 : schedule.T - 1;
     xt = noise.randn(n);
   }
-  let numSteps = Math.min(s.steps, tStart + 1);
+  let numSteps = flow ? s.steps : Math.min(s.steps, tStart + 1);
   let note = "";
   if (s.sampler === "dpm-solver++") {
     const most = mostLogSnrSteps(schedule.alphaBars, tStart, numSteps);
@@ -203,9 +263,14 @@ async function generate() {
     }
   }
   const samplerName = SAMPLER_NAMES[s.sampler];
-  const labels = new Int32Array(GRID).fill(s.digit ?? schedule.null_label);
-  const epsModel = classifierFreeGuidance(condModel(loaded), labels, schedule.null_label, s.digit === null ? 0 : s.scale);
-  run = { states: [], x0 };
+  // "any": the "no label" token (the unconditional branch, w = 0); "random": each tile's digit drawn uniformly,
+  // from its own seeded generator (guidance.random_labels' idea; not torch's draws), at the chosen w.
+  const digitSource = new SeededNormal(s.seed + 1);
+  const labels = s.digit === "any" ? new Int32Array(GRID).fill(schedule.null_label)
+    : s.digit === "random" ? Int32Array.from({ length: GRID }, () => Math.floor(10 * digitSource.uniform()))
+      : new Int32Array(GRID).fill(s.digit);
+  const epsModel = classifierFreeGuidance(condModel(loaded), labels, schedule.null_label, s.digit === "any" ? 0 : s.scale);
+  run = { states: [], x0, flow };
   $("ddpm-scrub").disabled = true;
   const progress = $("ddpm-progress");
   progress.max = numSteps;
@@ -223,19 +288,13 @@ async function generate() {
   const scrub = $("ddpm-scrub");
   Object.assign(scrub, { min: 0, max: run.states.length - 1, value: run.states.length - 1, disabled: false });
   $("ddpm-status").dataset.loadSeconds = loaded.seconds.toFixed(3);
-  setStatus("done", `${GRID} digits, ${numSteps} ${samplerName} steps, ${numSteps} network calls${note}: ` +
+  const calls = networkCalls(s.sampler, numSteps);
+  setStatus("done", `${GRID} digits (${s.model}), ${numSteps} ${samplerName} steps, ${calls} network calls${note}: ` +
     `${seconds.toFixed(1)} s ` +
     `(${loaded.threads} WebAssembly thread${loaded.threads > 1 ? "s" : ""}; runtime and model loaded in ${loaded.seconds.toFixed(1)} s). ` +
     "Drag the slider below the images to go back through the run.");
   $("ddpm-status").dataset.sampleSeconds = seconds.toFixed(3);
 }
-
-// The recorded runs of the Python samplers the check replays: file, sampler, and the prefix of the result's data
-// attributes (DDIM: data-max-diff-onnx, data-same-steps, data-agrees; 2M: data-solver-max-diff-onnx, ...).
-const REFERENCES = [
-  { file: "mnist_ddpm.reference.json", sampler: "ddim", prefix: "" },
-  { file: "mnist_ddpm.reference_dpm_solver.json", sampler: "dpm-solver++", prefix: "solver" },
-];
 
 // Replay one recorded run (its x_T and, for DDIM, its step noise); compare the time steps and the samples.
 async function replay({ file, sampler, prefix }, schedule, result) {
@@ -247,14 +306,20 @@ async function replay({ file, sampler, prefix }, schedule, result) {
   const noise = new RecordedNoise([reference.x_T, ...reference.noise]);
   const xT = noise.randn(reference.x_T.length);
   let last = null;
-  for await (const state of trajectory(sampler, epsModel, schedule.alphaBars, xT, schedule.T - 1, noise,
+  const flow = sampler === "heun" || sampler === "euler";
+  const tStart = flow ? 1 : schedule.T - 1;
+  for await (const state of trajectory(sampler, epsModel, schedule.alphaBars, xT, tStart, noise,
     reference.num_steps, reference.eta, reference.clip_denoised)) last = state;
   const timesteps = sampler === "ddim" ? ddimTimesteps(schedule.T, reference.num_steps)
-    : logSnrTimesteps(schedule.alphaBars, reference.num_steps);
-  const sameSteps = JSON.stringify(timesteps) === JSON.stringify(reference.timesteps);
+    : flow ? evenGrid(1, 0, reference.num_steps + 1) : logSnrTimesteps(schedule.alphaBars, reference.num_steps);
+  // code indices exactly; straight-path times r to round-off (torch.linspace's last bit)
+  const sameSteps = timesteps.length === reference.timesteps.length &&
+    timesteps.every((t, i) => Math.abs(t - reference.timesteps[i]) <= 1e-12);
   const how = sampler === "ddim" ? `${reference.num_steps} DDIM steps, η = ${reference.eta}`
-    : `${reference.num_steps} ${name} steps (log-SNR spacing)`;
-  const lines = [`Digits ${reference.labels.join(", ")}, ${how}, ${reference.num_steps} network calls, ` +
+    : flow ? `${reference.num_steps} ${name} steps on the straight path (even in r)`
+      : `${reference.num_steps} ${name} steps (log-SNR spacing)`;
+  const calls = networkCalls(sampler, reference.num_steps);
+  const lines = [`Digits ${reference.labels.join(", ")}, ${how}, ${calls} network calls, ` +
     `guidance scale ${reference.scale}; time steps ${sameSteps ? "identical" : "DIFFERENT"}.`];
   let agree = sameSteps;
   const against = { onnx: "Python sampler, this page's model file (onnxruntime)", torch: "Python sampler, PyTorch model" };
@@ -273,12 +338,13 @@ async function replay({ file, sampler, prefix }, schedule, result) {
   return { name, agree, lines, browser: last.xt, python: reference.samples.torch };
 }
 
-// Replay the recorded runs of both Python samplers and compare the samples.
+// Replay the recorded runs of the chosen model's Python samplers and compare the samples.
 async function check() {
-  const { schedule } = await load();
+  const { schedule, name } = await load();
   const result = $("ddpm-check-result");
+  for (const key of Object.keys(result.dataset)) delete result.dataset[key]; // the last check's, maybe another model's
   const runs = [];
-  for (const reference of REFERENCES) runs.push(await replay(reference, schedule, result));
+  for (const reference of MODELS_ON_PAGE[name].references) runs.push(await replay(reference, schedule, result));
   const agree = runs.every((r) => r.agree);
   const lines = runs.flatMap((r) => [`${r.name}:`, ...r.lines, r.agree ? "They agree." : "They DISAGREE.", ""]);
   lines.push(agree ? "The samplers agree." : "The samplers DISAGREE.");
@@ -292,6 +358,8 @@ async function check() {
     all.set(r.python, 2 * n * k + n);
   });
   draw($("ddpm-check-canvas"), all, all.length / (size * size), size);
+  $("ddpm-check-caption").textContent = `per row (${runs.map((r) => r.name).join(", then ")}): the browser's two ` +
+    "samples, then the Python sampler's (PyTorch model)";
   $("ddpm-check-figure").style.display = "inline-block";
   setStatus("done", "Check finished.");
 }
@@ -319,6 +387,16 @@ function bindOutputs() {
     input.addEventListener("input", update);
     update();
   }
+  // The samplers the chosen model can use: the others are disabled, and a sampler the model cannot use becomes
+  // the model's default.
+  const models = () => {
+    const { samplers } = MODELS_ON_PAGE[$("ddpm-model").value];
+    for (const option of $("ddpm-sampler").options) option.disabled = !samplers.includes(option.value);
+    if (!samplers.includes($("ddpm-sampler").value)) $("ddpm-sampler").value = samplers[0];
+    $("ddpm-check-result").innerText = ""; // the last check was of the other model
+    $("ddpm-check-figure").style.display = "none";
+    modes();
+  };
   const modes = () => {
     $("ddpm-scale").disabled = $("ddpm-digit").value === "any";
     const start = $("ddpm-start").value;
@@ -329,7 +407,8 @@ function bindOutputs() {
   $("ddpm-digit").addEventListener("change", modes);
   $("ddpm-start").addEventListener("change", modes);
   $("ddpm-sampler").addEventListener("change", modes);
-  modes();
+  $("ddpm-model").addEventListener("change", models);
+  models();
 }
 
 if (location.protocol !== "file:") {

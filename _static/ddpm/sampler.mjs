@@ -1,8 +1,9 @@
-// ddpm_lite.sampling, ddpm_lite.guidance and DPM-Solver++(2M) of ddpm_lite.solvers in JavaScript,
-// for the page "Generate in your browser".
-// Same symbols as the package: alpha_bar, x0_pred, sigma_ts, eps. A state x_t is a Float32Array of
-// the whole batch (B * 1 * 28 * 28 values); every image of a batch is at the same code index t.
-// The schedule's alpha_bars come from the package (mnist_ddpm.json), never recomputed here.
+// ddpm_lite.sampling, ddpm_lite.guidance, and DPM-Solver++(2M) and the straight-path steps of
+// ddpm_lite.solvers in JavaScript, for the page "Generate in your browser".
+// Same symbols as the package: alpha_bar, x0_pred, sigma_ts, eps, nu. A state x_t is a Float32Array of
+// the whole batch (B * 1 * 28 * 28 values); every image of a batch is at the same code index t (for a
+// flow model, at the same straight-path time r). The schedule's alpha_bars come from the package
+// (mnist_ddpm.json), never recomputed here.
 
 // sampling.ddim_timesteps: num_steps evenly spaced code indices from T-1 down to 0. Python's round()
 // rounds halves to even; Math.round rounds them up, so halves are mended.
@@ -168,8 +169,7 @@ export function qSample(alphaBars, x0, t, eps) {
 // tStart (default T - 1) down to 0, evenly spaced in
 // lambda = 0.5 log(alpha_bar / (1 - alpha_bar)), each the nearest index (the first of a
 // tie, as torch's argmin). In float64 like the package, with the targets made as
-// torch.linspace makes them (its first half from the start, the rest from the end), so
-// the indices are the package's. At T = 1000 the grid fits at most 38 steps.
+// torch.linspace makes them (evenGrid), so the indices are the package's. At T = 1000 the grid fits at most 38 steps.
 export function logSnrTimesteps(alphaBars, numSteps, tStart = alphaBars.length - 1) {
   const T = alphaBars.length;
   if (!(Number.isInteger(tStart) && 0 <= tStart && tStart < T)) {
@@ -183,14 +183,8 @@ export function logSnrTimesteps(alphaBars, numSteps, tStart = alphaBars.length -
   for (let t = 0; t <= tStart; t++) {
     key.push(0.5 * Math.log(alphaBars[t] / (1 - alphaBars[t])));
   }
-  const [start, end] = [key[tStart], key[0]];
-  const step = (end - start) / (numSteps - 1);
-  const half = Math.floor(numSteps / 2);
   const steps = new Set();
-  for (let i = 0; i < numSteps; i++) {
-    // torch.linspace(start, end, 1) is [start]
-    const target = numSteps === 1 ? start
-      : i < half ? start + step * i : end - step * (numSteps - 1 - i);
+  for (const target of evenGrid(key[tStart], key[0], numSteps)) {
     let nearest = 0;
     for (let t = 1; t <= tStart; t++) {
       if (Math.abs(key[t] - target) < Math.abs(key[nearest] - target)) nearest = t;
@@ -292,4 +286,74 @@ export async function* dpmSolverTrajectoryFrom(
     );
     yield { t: s, xt, x0Pred };
   }
+}
+
+// objectives.path_coefficients on flow matching's straight path: a = 1 - r, b = r, so
+//   x_r = (1 - r) x0 + r eps   (r = 0 the data, r = 1 the noise).
+export function straightSample(x0, r, eps) {
+  return Float32Array.from(x0, (v, i) => (1 - r) * v + r * eps[i]);
+}
+
+// solvers._flow_predict: from nu = eps - x0 and x_r = (1 - r) x0 + r eps,
+//   x0_pred = x_r - r nu;  with clipDenoised, x0_pred is clipped to [-1, 1] and
+//   nu made again from it: eps = (x_r - (1 - r) x0_pred) / r, nu = eps - x0_pred.
+export function flowPredict(r, x, nu, clipDenoised) {
+  const x0Pred = new Float32Array(x.length);
+  const nuOut = clipDenoised ? new Float32Array(x.length) : nu;
+  for (let i = 0; i < x.length; i++) {
+    const x0 = x[i] - r * nu[i];
+    x0Pred[i] = clipDenoised ? Math.min(Math.max(x0, -1), 1) : x0;
+    if (clipDenoised) nuOut[i] = (x[i] - (1 - r) * x0Pred[i]) / r - x0Pred[i];
+  }
+  return { nu: nuOut, x0Pred };
+}
+
+// solvers.heun_update: one step of dx/dr = nu from r to s: Euler's x + (s - r) nu_r,
+// or, given nuS (the slope at the Euler point), Heun's with the mean of both slopes.
+export function heunUpdate(x, r, s, nuR, nuS) {
+  const out = new Float32Array(x.length);
+  for (let i = 0; i < x.length; i++) {
+    const slope = nuS ? 0.5 * (nuR[i] + nuS[i]) : nuR[i];
+    out[i] = x[i] + (s - r) * slope;
+  }
+  return out;
+}
+
+// solvers.flow_trajectory_from: yield x at rStart, then the state after each of
+// numSteps steps of dx/dr = nu_theta(x, r) on the even grid from rStart to 0: Euler's
+// (numSteps network calls) or Heun's, the last step Euler's (2 numSteps - 1 calls).
+// The grid is made in float64 as torch.linspace makes it. It draws no noise.
+export async function* flowTrajectoryFrom(
+  velocityModel, x, rStart, numSteps, method, clipDenoised,
+) {
+  if (method !== "euler" && method !== "heun") {
+    throw new RangeError(`method must be one of ('euler', 'heun'), got '${method}'`);
+  }
+  if (!(Number.isInteger(numSteps) && numSteps >= 1)) {
+    throw new RangeError(`num_steps must be >= 1, got ${numSteps}`);
+  }
+  if (!(rStart > 0 && rStart <= 1)) throw new RangeError(`r_start must be in (0, 1], got ${rStart}`);
+  const times = evenGrid(rStart, 0, numSteps + 1);
+  yield { t: times[0], xt: x, x0Pred: null };
+  for (let k = 0; k < numSteps; k++) {
+    const [r, s] = [times[k], times[k + 1]];
+    const first = flowPredict(r, x, await velocityModel(x, r), clipDenoised);
+    let nuS = null;
+    if (method === "heun" && s > 0) {
+      const xEuler = heunUpdate(x, r, s, first.nu, null);
+      nuS = flowPredict(s, xEuler, await velocityModel(xEuler, s), clipDenoised).nu;
+    }
+    x = heunUpdate(x, r, s, first.nu, nuS);
+    yield { t: s, xt: x, x0Pred: first.x0Pred };
+  }
+}
+
+// torch.linspace(start, end, n) in float64: its first half from the start, the rest
+// from the end, as torch's kernel makes them (its vectorised loop can differ in the last
+// bit, 1e-16).
+export function evenGrid(start, end, n) {
+  if (n === 1) return [start];
+  const step = (end - start) / (n - 1);
+  const half = Math.floor(n / 2);
+  return Array.from({ length: n }, (_, i) => (i < half ? start + step * i : end - step * (n - 1 - i)));
 }
