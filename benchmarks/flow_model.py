@@ -26,9 +26,9 @@ import time
 from pathlib import Path
 
 import torch
-from fd_mnist import LIVE_REFERENCE, Scorer
+from fd_mnist import Scorer
 from hardware import describe
-from records import open_record, save_record
+from records import open_record, save_live_check, save_record
 
 from ddpm_lite.checkpoint import checkpoint_files, sha256_of
 from ddpm_lite.classifier import predict
@@ -129,10 +129,7 @@ def main() -> None:
                              "sha256": sha256_of(checkpoint_files(args.float32)[0])}  # fmt: skip
     c = LIVE_CHECK
     x = sample(model, c["n"], c["method"], c["steps"], c["seed"], batch_size=c["n"])
-    live = Scorer(None, 2000).fd(x)
-    record["live_check"] = {**c, "reference": LIVE_REFERENCE, "fd_mnist": live}
-    save_record(args.json, record)
-    print(f"wrote {args.json}")
+    save_live_check(args.json, record, c, x)
 
 
 if __name__ == "__main__":

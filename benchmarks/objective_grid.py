@@ -26,9 +26,9 @@ import time
 from pathlib import Path
 
 import torch
-from fd_mnist import LIVE_REFERENCE, Scorer
+from fd_mnist import Scorer
 from hardware import describe
-from records import open_record, save_record
+from records import open_record, save_live_check, save_record
 
 from ddpm_lite.checkpoint import checkpoint_files, sha256_of
 from ddpm_lite.objectives import StraightVelocity, vp_to_straight
@@ -124,10 +124,7 @@ def main() -> None:
     model, schedule, _ = models[c["objective"]]
     times = grid(schedule, c["grid"], c["method"], c["calls"])
     x = draw(model, schedule, times, c["method"], c["n"], c["n"], c["seed"])
-    live = Scorer(None, 2000).fd(x)
-    record["live_check"] = {**c, "reference": LIVE_REFERENCE, "fd_mnist": live}
-    save_record(args.json, record)
-    print(f"wrote {args.json}")
+    save_live_check(args.json, record, c, x)
 
 
 if __name__ == "__main__":

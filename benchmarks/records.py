@@ -25,3 +25,14 @@ def open_record(path: Path, n: int) -> dict:
 def save_record(path: Path, record: dict) -> None:
     text = json.dumps(record, indent=2)
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def save_live_check(path: Path, record: dict, check: dict, x) -> None:
+    """Score the live check's samples x against the test images that ship with the
+    package (a chapter recomputes it), record it and write the file."""
+    from fd_mnist import LIVE_REFERENCE, Scorer
+
+    live = Scorer(None, 2000).fd(x)
+    record["live_check"] = {**check, "reference": LIVE_REFERENCE, "fd_mnist": live}
+    save_record(path, record)
+    print(f"wrote {path}")

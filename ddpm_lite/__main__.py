@@ -240,6 +240,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --label: w in eps_uncond + w (eps_cond - eps_uncond) (default 1, "
         "the conditional model)",
     )
+    sample.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=100,
+        help="images drawn at once (default 100); the images depend on --seed and on "
+        "this, since each batch draws its noise in turn",
+    )
     sample.add_argument("--device", default="auto")
     sample.set_defaults(run=run_sample, subparser=sample)
 
@@ -424,7 +431,7 @@ def run_sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Non
         parser.error(f"--steps must be in [1, {schedule.T}], got {steps}")
     if not 0 <= eta <= 1:
         parser.error(f"--eta must be in [0, 1] (DDIM's family), got {eta}")
-    eps_model = model
+    labels = None
     if args.label is not None:
         if model.config.num_classes is None:
             parser.error(
@@ -439,7 +446,6 @@ def run_sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Non
             labels = random_labels(args.n, null, args.seed).to(device)
         else:
             labels = torch.full((args.n,), args.label, dtype=torch.long, device=device)
-        eps_model = classifier_free_guidance(model, labels, null, scale)
     elif args.pretrained and args.pretrained.endswith("-cond"):
         parser.error(
             f"--pretrained {args.pretrained} needs --label "
@@ -448,16 +454,26 @@ def run_sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Non
         )
     g = torch.Generator(device).manual_seed(args.seed)
     c = model.config
-    shape = (args.n, c.in_channels, c.image_size, c.image_size)
     clip = not args.no_clip
-    run = sampler_trajectory(
-        sampler, eps_model, schedule, shape, g, steps, eta, clip, objective
-    )
-    try:
-        with torch.no_grad():
-            sample = final_sample(run)
-    except ValueError as err:  # e.g. more steps than the solver's spacing has
-        parser.error(f"--steps: {err}")
+    chunks = []
+    # --batch-size images at a time: on a CPU a batch of ~100 runs each network call
+    # about twice as fast per image as one of 1,000 (README.md, Measured results)
+    for start in range(0, args.n, args.batch_size):
+        n = min(args.batch_size, args.n - start)
+        eps_model = model
+        if labels is not None:
+            chunk_labels = labels[start : start + n]
+            eps_model = classifier_free_guidance(model, chunk_labels, null, scale)
+        shape = (n, c.in_channels, c.image_size, c.image_size)
+        run = sampler_trajectory(
+            sampler, eps_model, schedule, shape, g, steps, eta, clip, objective
+        )
+        try:
+            with torch.no_grad():
+                chunks.append(final_sample(run))
+        except ValueError as err:  # e.g. more steps than the solver's spacing has
+            parser.error(f"--steps: {err}")
+    sample = torch.cat(chunks)
     grid = tile_digits(sample, cols=math.ceil(math.sqrt(args.n)))
     pixels = to_pixels(torch.from_numpy(grid)).numpy()
     image_format = args.out.suffix[1:].lower()

@@ -332,7 +332,9 @@ export async function* flowTrajectoryFrom(
   if (!(Number.isInteger(numSteps) && numSteps >= 1)) {
     throw new RangeError(`num_steps must be >= 1, got ${numSteps}`);
   }
-  if (!(rStart > 0 && rStart <= 1)) throw new RangeError(`r_start must be in (0, 1], got ${rStart}`);
+  if (!(rStart > 0 && rStart <= 1)) {
+    throw new RangeError(`r_start must be in (0, 1], got ${rStart}`);
+  }
   const times = evenGrid(rStart, 0, numSteps + 1);
   yield { t: times[0], xt: x, x0Pred: null };
   for (let k = 0; k < numSteps; k++) {
