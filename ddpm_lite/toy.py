@@ -185,6 +185,18 @@ def two_moons(n: int, generator: torch.Generator, noise: float = 0.08) -> Tensor
     return points + noise * torch.randn(n, 2, generator=generator, device=device)
 
 
+def _frequencies(time_features: int) -> Tensor:
+    """time_features // 2 frequencies from 1 down to 1/1000."""
+    half = time_features // 2
+    return torch.exp(-math.log(1000.0) * torch.arange(half) / half)
+
+
+def _sinusoidal(time: Tensor, frequencies: Tensor) -> Tensor:
+    """(B,) times in [0, 1000] -> (B, 2 len(frequencies)) sines and cosines."""
+    angles = time[:, None] * frequencies[None].to(time.dtype)
+    return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
+
+
 class ToyEpsMLP(torch.nn.Module):
     """eps_theta for low-dimensional toy data: an MLP on [x_t, sinusoidal embedding(t)].
 
@@ -204,10 +216,7 @@ class ToyEpsMLP(torch.nn.Module):
     ):
         super().__init__()
         self.T, self.num_classes = T, num_classes
-        frequencies = torch.exp(
-            -math.log(1000.0) * torch.arange(time_features // 2) / (time_features // 2)
-        )
-        self.register_buffer("frequencies", frequencies)
+        self.register_buffer("frequencies", _frequencies(time_features))
         self.label_embedding = (
             torch.nn.Embedding(num_classes + 1, time_features) if num_classes else None
         )
@@ -224,9 +233,7 @@ class ToyEpsMLP(torch.nn.Module):
     def forward(self, xt: Tensor, t: Tensor, y: Tensor | None = None) -> Tensor:
         # t / T in [0, 1) times frequencies from 1 to 1/1000 of 1000: resolves single
         # steps near t = 0
-        scaled_t = t.to(xt.dtype) / self.T * 1000.0
-        angles = scaled_t[:, None] * self.frequencies[None].to(xt.dtype)
-        features = torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
+        features = _sinusoidal(t.to(xt.dtype) / self.T * 1000.0, self.frequencies)
         if self.label_embedding is not None:
             y = torch.full_like(t, self.num_classes) if y is None else y
             features = features + self.label_embedding(y).to(xt.dtype)
@@ -240,8 +247,8 @@ def exact_velocity_model(mixture: GaussianMixture):
 
     nu*(x, r) = E[eps - x0 | x_r = x] = (x - E[x0 | x_r = x]) / r on the straight path
     x_r = (1 - r) x0 + r eps. E[x0 | x_r] is each component's posterior mean (Gaussian
-    conditioning) weighted by its responsibility, so nu* is defined at r = 1 too (not
-    at r = 0, where x_r is the data itself and the solvers never ask).
+    conditioning) weighted by its responsibility, so nu* is defined at r = 1 too. At
+    r = 0, x_r is the data itself and eps is independent of it: nu* = E[eps] - x = -x.
     Book: eq. marginal-velocity
     """
 
@@ -249,6 +256,9 @@ def exact_velocity_model(mixture: GaussianMixture):
         out = torch.empty_like(x)
         for time in r.unique().tolist():
             rows, xs = r == time, x[r == time].to(mixture.means.dtype)
+            if time == 0:
+                out[rows] = -xs.to(x.dtype)
+                continue
             noised = mixture.straight_path(time)
             resp = torch.softmax(noised.component_log_probs(xs), dim=1)  # (n, K)
             var = mixture.stds**2
@@ -260,3 +270,39 @@ def exact_velocity_model(mixture: GaussianMixture):
         return out
 
     return velocity_model
+
+
+class ToyFlowMapMLP(torch.nn.Module):
+    """u_theta(x, s, r), the average velocity from time r down to s (`flow_map`), for
+    low-dimensional toy data: an MLP on [x, features(r), features(r - s)], the pair
+    Geng et al. (2025) feed. At s = r it is a velocity model nu_theta(x, r).
+
+    The features are sines and cosines of time_scale * time at frequencies 1 to 1/1000.
+    At time_scale 1 they vary slowly in time: MeanFlow's target differentiates the
+    network in r, and 1000 (the U-Nets' scale) makes that derivative swamp the target.
+    """
+
+    def __init__(
+        self,
+        dim: int = 2,
+        hidden: int = 128,
+        time_features: int = 32,
+        time_scale: float = 1.0,
+    ):
+        super().__init__()
+        self.time_scale = time_scale
+        self.register_buffer("frequencies", _frequencies(time_features))
+        self.net = torch.nn.Sequential(
+            torch.nn.Linear(dim + 2 * time_features, hidden),
+            torch.nn.SiLU(),
+            torch.nn.Linear(hidden, hidden),
+            torch.nn.SiLU(),
+            torch.nn.Linear(hidden, hidden),
+            torch.nn.SiLU(),
+            torch.nn.Linear(hidden, dim),
+        )
+
+    def forward(self, x: Tensor, s: Tensor, r: Tensor) -> Tensor:
+        r, gap = self.time_scale * r.to(x.dtype), self.time_scale * (r - s).to(x.dtype)
+        features = [_sinusoidal(time, self.frequencies) for time in (r, gap)]
+        return self.net(torch.cat([x, *features], dim=1))

@@ -49,6 +49,11 @@ ROOT = Path(__file__).resolve().parents[1]
             "DDPM-1000:",
         ),
         ("sample_quality.py", ["--device", "cpu"], "FD-MNIST floor ("),
+        (
+            "meanflow_step.py",
+            ["--preset", "tiny", "--batch-size", "4", "--steps", "2"],
+            "MeanFlow / flow matching:",
+        ),
     ],
 )
 def test_benchmark_script_prints_its_numbers_with_the_hardware(script, args, expected):
