@@ -8,6 +8,7 @@ import logging
 import math
 import os
 import sys
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -150,7 +151,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--objective",
         help="what the network predicts: "
         + ", ".join(OBJECTIVES)
-        + " (flow: flow matching's velocity on the straight path; default eps)",
+        + " (flow: flow matching's velocity on the straight path; meanflow: the "
+        "average velocity of one-step sampling, a U-Net with a second time; "
+        "default eps)",
+    )
+    train.add_argument(
+        "--flow-fraction",
+        type=float,
+        help="meanflow: the share of time pairs with s = r (default 0.75)",
+    )
+    train.add_argument(
+        "--weight-power",
+        type=float,
+        help="meanflow: p of the adaptive loss weight 1 / (error + 1e-3)^p "
+        "(default 0: plain squared error)",
+    )
+    train.add_argument(
+        "--init-from",
+        metavar="CHECKPOINT|NAME",
+        help="start from these weights when --out has no checkpoint: a checkpoint "
+        "(its EMA weights) or a shipped model's name (meanflow from mnist-flow)",
     )
     train.add_argument("--seed", type=int)
     train.add_argument("--device", help="auto, cpu or cuda")
@@ -207,13 +227,15 @@ def build_parser() -> argparse.ArgumentParser:
         choices=SAMPLERS,
         help="ddim (the default), dpm-solver++ (2M on log-SNR steps), heun (Karras et "
         "al.'s steps) or ddpm (the T-step ancestral sampler); a flow-matching model "
-        "(train --objective flow): heun (its default) or euler on the straight path",
+        "(train --objective flow): heun (its default) or euler on the straight path; "
+        "a meanflow model: flow-map (steps of its average velocity)",
     )
     sample.add_argument(
         "--steps",
         type=_positive_int,
-        help="solver steps (default 50; 10 for a flow model, 19 calls with heun): the "
-        "network is called that many times for ddim, dpm-solver++ and euler, "
+        help="solver steps (default 50; 10 for a flow model, 19 calls with heun; 1 for "
+        "a meanflow model): the network is called that many times for ddim, "
+        "dpm-solver++, euler and flow-map (--steps 1: one network call), "
         "2 * steps - 1 times for heun; ddpm always takes T",
     )
     sample.add_argument(
@@ -311,6 +333,26 @@ def _load_split(args: argparse.Namespace, parser: argparse.ArgumentParser, split
         parser.error(f"--data-dir: {err}")
 
 
+def _init_weights(args: argparse.Namespace, parser: argparse.ArgumentParser):
+    """(U-Net weights, a note naming them and their SHA-256) of --init-from, or
+    (None, "")."""
+    if args.init_from is None:
+        return None, ""
+    from .checkpoint import CheckpointError, checkpoint_files, sha256_of
+    from .pretrained import PRETRAINED, pretrained_path
+    from .trained import load_trained
+
+    source = args.init_from
+    stem = pretrained_path(source) if source in PRETRAINED else Path(source)
+    try:
+        model = load_trained(stem).model
+    except (CheckpointError, FileNotFoundError, ValueError) as err:
+        _fail(parser, f"--init-from: cannot load {source!r}: {err}")
+    net = getattr(model, "net", model)  # the U-Net inside a velocity model
+    digest = sha256_of(checkpoint_files(stem)[0])
+    return net.state_dict(), f"{source} (EMA weights, sha256 {digest})"
+
+
 def _given(args: argparse.Namespace, names: tuple[str, ...]) -> dict:
     return {
         name: getattr(args, name) for name in names if getattr(args, name) is not None
@@ -330,6 +372,7 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
             preset.unet,
             **_given(args, ("base_channels", "channel_mults", "dropout")),
             **({"num_classes": 10} if args.class_conditional else {}),
+            **({"time_gap": True} if args.objective == "meanflow" else {}),
         )
         config = replace(
             preset.train,
@@ -350,12 +393,20 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
                     "precision",
                     "p_uncond",
                     "objective",
+                    "flow_fraction",
+                    "weight_power",
                 ),
             ),
             **({"compile": True} if args.compile else {}),
+            # GroupNorm's forward-mode derivative fails on channels-last tensors
+            **({"channels_last": False} if args.objective == "meanflow" else {}),
         )
     except (ValueError, TypeError) as err:
         parser.error(str(err))
+    for flag in ("flow_fraction", "weight_power"):
+        if getattr(args, flag) is not None and config.objective != "meanflow":
+            parser.error(f"--{flag.replace('_', '-')} is for --objective meanflow")
+    init, init_note = _init_weights(args, parser)
     mnist = _load_split(args, parser, "train")
     images = mnist.images[: args.images] if args.images else mnist.images
     labels = mnist.labels[: len(images)] if args.class_conditional else None
@@ -372,6 +423,8 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
             data_note=f"MNIST train, {len(images)} images from {mnist.source}",
             labels=labels,
             command=args.command_line,
+            init=init,
+            init_note=init_note,
         )
     except CheckpointError as err:  # resuming, with no intact checkpoint in --out
         _fail(parser, str(err))
@@ -419,13 +472,15 @@ def run_sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Non
     device = _device(args, parser)
     model, schedule, info = _load_model(args, parser, device)
     objective = objective_of(info)
-    sampler = args.sampler or ("heun" if objective == "flow" else "ddim")
+    default_sampler = {"flow": "heun", "meanflow": "flow-map"}
+    sampler = args.sampler or default_sampler.get(objective, "ddim")
     try:
         check_sampler(sampler, objective)
     except ValueError as err:
         parser.error(f"--sampler: {err}")
     _refuse_unused_flags(args, sampler, parser)
-    steps = args.steps or (FLOW_DEFAULT_STEPS if objective == "flow" else 50)
+    default_steps = {"flow": FLOW_DEFAULT_STEPS, "meanflow": 1}
+    steps = args.steps or default_steps.get(objective, 50)
     eta = 0.0 if args.eta is None else args.eta
     if steps > schedule.T:
         parser.error(f"--steps must be in [1, {schedule.T}], got {steps}")
@@ -441,6 +496,11 @@ def run_sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Non
         scale = 1.0 if args.guidance_scale is None else args.guidance_scale
         if not scale >= 0:
             parser.error(f"--guidance-scale must be >= 0, got {scale}")
+        if objective == "meanflow" and scale != 1:
+            parser.error(
+                f"--guidance-scale: a meanflow model samples its label at w = 1 only "
+                f"(one call has no second prediction to mix), got {scale}"
+            )
         null = model.config.num_classes
         if args.label == "random":
             labels = random_labels(args.n, null, args.seed).to(device)
@@ -463,7 +523,10 @@ def run_sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Non
         eps_model = model
         if labels is not None:
             chunk_labels = labels[start : start + n]
-            eps_model = classifier_free_guidance(model, chunk_labels, null, scale)
+            if objective == "meanflow":
+                eps_model = partial(model, y=chunk_labels)
+            else:
+                eps_model = classifier_free_guidance(model, chunk_labels, null, scale)
         shape = (n, c.in_channels, c.image_size, c.image_size)
         run = sampler_trajectory(
             sampler, eps_model, schedule, shape, g, steps, eta, clip, objective
@@ -487,8 +550,11 @@ def run_sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Non
     except OSError as err:
         _fail(parser, f"--out: cannot write {args.out}: {err.strerror or err}")
     calls = network_calls(sampler, steps, schedule.T)
-    how = sampler if sampler == "ddpm" else f"{sampler}, {steps} steps"
-    print(f"wrote {args.n} samples ({how}, {calls} network calls) to {args.out}")
+    how = (
+        sampler if sampler == "ddpm" else f"{sampler}, {steps} step{'s' * (steps > 1)}"
+    )
+    calls = f"{calls} network call{'s' * (calls > 1)}"
+    print(f"wrote {args.n} samples ({how}, {calls}) to {args.out}")
 
 
 def _refuse_unused_flags(args, sampler: str, parser: argparse.ArgumentParser) -> None:

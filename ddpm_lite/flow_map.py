@@ -19,13 +19,14 @@ Book: eq. meanflow-identity
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from torch import Tensor
 
 from . import _validate as v
-from .objectives import path_coefficients, target
+from .objectives import FLOW_TIME_SCALE, path_coefficients, target
+from .sampling import SamplerState, final_sample
 from .solvers import heun_update
 
 # u_theta(x, s, r): the average velocity from time r down to time s
@@ -98,13 +99,16 @@ def meanflow_loss(
     s: Tensor,
     r: Tensor,
     teacher: VelocityModel | None = None,
+    weight_power: float = 0.0,
 ) -> Tensor:
     """mean || u_theta(x_r, s, r) - sg(nu - (r - s) du/dr) ||^2, x_r = (1-r) x0 + r eps.
 
     nu is the conditional velocity eps - x0 (MeanFlow, no teacher), or a teacher's
     velocity nu(x_r, r), its expectation given x_r, never more variable. The target is
     affine in nu, so both have the same expected target. Where s = r the loss is flow
-    matching's.
+    matching's. weight_power p > 0 weights each example's squared error e by
+    sg(1 / (e + 1e-3)^p) (Geng et al.'s adaptive weight; they use p = 1 on ImageNet,
+    0.75 on CIFAR-10): large errors of a noisy target count less.
     Book: eq. meanflow-target
     """
     a, b = path_coefficients("flow", None, r, x0)
@@ -115,7 +119,10 @@ def meanflow_loss(
         with torch.no_grad():
             nu = teacher(xr, r)
     u, u_target = meanflow_target(u_model, xr, s, r, nu)
-    return (u - u_target).pow(2).mean()
+    error = (u - u_target).pow(2).flatten(1).mean(1)  # per example
+    if weight_power:
+        error = error / (error.detach() + 1e-3) ** weight_power
+    return error.mean()
 
 
 def time_pairs(
@@ -135,19 +142,59 @@ def time_pairs(
     return torch.where(same, r, s), r
 
 
-def flow_map_sample(
+def flow_map_trajectory(
     u_model: AverageVelocityModel, x1: Tensor, num_steps: int = 1
-) -> Tensor:
-    """x_0 from x_1 in num_steps network calls on an even grid: each step
-    x_s = x_r - (r - s) u_theta(x_r, s, r), an Euler step (`heun_update`) whose slope
-    is the average velocity, so exact for an exact u at any num_steps.
+) -> Iterator[SamplerState]:
+    """Yield x_1 (r = 1), then x after each of num_steps network calls on an even grid
+    down to r = 0: each step x_s = x_r - (r - s) u_theta(x_r, s, r), an Euler step
+    (`heun_update`) whose slope is the average velocity, so exact for an exact u at
+    any num_steps.
     Book: eq. flow-map-step
     """
     v.check_tensor("x1", x1)
     v.at_least("num_steps", num_steps, 1)
     times = torch.linspace(1.0, 0.0, num_steps + 1, dtype=torch.float64).tolist()
     x = x1
+    yield SamplerState(times[0], x, None)
     for r, s in zip(times, times[1:]):
         row = torch.ones(x.shape[0], dtype=x.dtype, device=x.device)
         x = heun_update(x, r, s, u_model(x, s * row, r * row), None)
-    return x
+        yield SamplerState(s, x, None)
+
+
+def flow_map_sample(
+    u_model: AverageVelocityModel, x1: Tensor, num_steps: int = 1
+) -> Tensor:
+    """x_0 from x_1 in num_steps network calls (`flow_map_trajectory`)."""
+    return final_sample(flow_map_trajectory(u_model, x1, num_steps))
+
+
+def u_theta(
+    net: Callable, x: Tensor, s: Tensor, r: Tensor, y: Tensor | None = None
+) -> Tensor:
+    """The average velocity of a U-Net with a second time (`UNetConfig.time_gap`): it
+    reads r and the gap r - s, each times FLOW_TIME_SCALE, as a velocity model reads r.
+    """
+    return net(x, FLOW_TIME_SCALE * r, y, gap=FLOW_TIME_SCALE * (r - s))
+
+
+class AverageVelocityNet(torch.nn.Module):
+    """u_theta(x, s, r[, y]) of a U-Net with a second time (`u_theta`): a velocity
+    model's weights load into it and start it at u = nu (the gap's layer starts at 0).
+    """
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        if not getattr(net.config, "time_gap", False):
+            raise ValueError("the net needs a second time input (time_gap=True)")
+        self.net = net
+
+    @property
+    def config(self):
+        return self.net.config
+
+    def forward(
+        self, x: Tensor, s: Tensor, r: Tensor, y: Tensor | None = None
+    ) -> Tensor:
+        gap = FLOW_TIME_SCALE * (r - s)
+        return self.net(x, FLOW_TIME_SCALE * r, y, gap=gap)

@@ -23,7 +23,11 @@ from torch import Tensor, nn
 from . import _validate as v
 from .schedules import NoiseSchedule, gather
 
-OBJECTIVES = ("eps", "x0", "v", "flow")
+# "meanflow": the average velocity u_theta(x_r, s, r) on the straight path (`flow_map`),
+# whose target is not a fixed combination of x0 and eps
+OBJECTIVES = ("eps", "x0", "v", "flow", "meanflow")
+TARGET_OBJECTIVES = ("eps", "x0", "v", "flow")  # those with target c x0 + d eps
+STRAIGHT_OBJECTIVES = ("flow", "meanflow")
 VP_OBJECTIVES = ("eps", "x0", "v")  # the variance-preserving path's
 # The U-Net's sinusoidal time embedding was built for code indices 0..999, so the
 # straight path's time r in [0, 1] is given to it as 1000 r.
@@ -42,7 +46,7 @@ def path_coefficients(
     t: (B,) code indices (long) on the variance-preserving path; (B,) times r in
     [0, 1] on flow's straight path (a = 1 - r, b = r; the schedule is then unused).
     """
-    if objective == "flow":
+    if objective in STRAIGHT_OBJECTIVES:
         t = t.to(like.dtype).reshape(-1, *([1] * (like.ndim - 1)))
         return 1 - t, t
     alpha_bar = gather(schedule.alpha_bars, t, like)
@@ -116,7 +120,7 @@ def loss_weight(objective: str, snr: Tensor) -> Tensor:
 
 def network_time(objective: str, t: Tensor) -> Tensor:
     """The time the U-Net is given: the code index t, or FLOW_TIME_SCALE r for flow."""
-    return FLOW_TIME_SCALE * t if objective == "flow" else t
+    return FLOW_TIME_SCALE * t if objective in STRAIGHT_OBJECTIVES else t
 
 
 class EpsFromPrediction(nn.Module):
@@ -203,10 +207,15 @@ class StraightVelocity(nn.Module):
 
 def prediction_model(net: nn.Module, objective: str, schedule: NoiseSchedule):
     """What the samplers use: the eps-model of a VP network (the network itself for
-    "eps"), or the velocity model of a flow network."""
+    "eps"), the velocity model of a flow network, or the average-velocity model
+    u_theta(x, s, r[, y]) of a MeanFlow network."""
     check_objective(objective)
     if objective == "eps":
         return net
     if objective == "flow":
         return VelocityModel(net)
+    if objective == "meanflow":
+        from .flow_map import AverageVelocityNet  # flow_map builds on this module
+
+        return AverageVelocityNet(net)
     return EpsFromPrediction(net, objective, schedule)

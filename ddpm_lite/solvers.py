@@ -397,17 +397,18 @@ def flow_trajectory(
 
 
 FLOW_METHODS = ("euler", "heun")
-SAMPLERS = ("ddpm", "ddim", "dpm-solver++", "heun", "euler")
+SAMPLERS = ("ddpm", "ddim", "dpm-solver++", "heun", "euler", "flow-map")
 # which samplers each objective's model can use: eps, x0 and v models are eps-models
 SAMPLERS_FOR = {
     **{o: ("ddpm", "ddim", "dpm-solver++", "heun") for o in VP_OBJECTIVES},
     "flow": FLOW_METHODS,
+    "meanflow": ("flow-map",),  # steps x_s = x_r - (r - s) u_theta (`flow_map`)
 }
 
 
 def network_calls(sampler: str, num_steps: int, T: int) -> int:
     """How many times `sampler` calls the network: T for ddpm (num_steps is ignored),
-    num_steps for ddim, dpm-solver++ and euler, 2 num_steps - 1 for heun."""
+    num_steps for ddim, dpm-solver++, euler and flow-map, 2 num_steps - 1 for heun."""
     v.choice("sampler", sampler, SAMPLERS)
     return {"ddpm": T, "heun": 2 * num_steps - 1}.get(sampler, num_steps)
 
@@ -442,6 +443,13 @@ def sampler_trajectory(
     and the sampler is euler or heun on the straight path (`flow_trajectory`)."""
     check_sampler(sampler, objective)
     run = dict(clip_denoised=clip_denoised)
+    if objective == "meanflow":  # eps_model is u_theta(x, s, r); nothing to clip
+        from .flow_map import flow_map_trajectory  # flow_map builds on this module
+
+        x1 = initial_noise(
+            shape, noise_source(generator, schedule.device, torch.float32)
+        )
+        return flow_map_trajectory(eps_model, x1, num_steps)
     if objective == "flow":
         device = schedule.device
         return flow_trajectory(

@@ -44,6 +44,7 @@ from .distributed import (
     my_slice,
     per_rank_batch,
 )
+from .flow_map import meanflow_loss, time_pairs, u_theta
 from .guidance import drop_labels
 from .objectives import (
     check_objective,
@@ -163,8 +164,13 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model (CUDA)
     # class-conditional models only: the label dropout of classifier-free guidance
     p_uncond: float = 0.1
-    # what the network predicts: "eps", "x0", "v" or "flow" (objectives.OBJECTIVES)
+    # what the network predicts: "eps", "x0", "v", "flow" or "meanflow"
+    # (objectives.OBJECTIVES)
     objective: str = "eps"
+    # meanflow only: the share of time pairs with s = r (flow_map.time_pairs), and the
+    # power of the adaptive loss weight (flow_map.meanflow_loss; 0: plain squares)
+    flow_fraction: float = 0.75
+    weight_power: float = 0.0
 
     def __post_init__(self) -> None:
         for name in (
@@ -181,6 +187,8 @@ class TrainConfig:
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         v.in_unit_interval("p_uncond", self.p_uncond)
+        v.in_unit_interval("flow_fraction", self.flow_fraction)
+        v.at_least("weight_power", self.weight_power, 0)
         v.choice("schedule", self.schedule, SCHEDULE_KINDS)
         v.choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         v.choice("precision", self.precision, PRECISIONS)
@@ -202,8 +210,9 @@ class Batch(NamedTuple):
 
     x0: Tensor  # (B, C, H, W) in [-1, 1]
     y: Tensor | None  # (B,)
-    t: Tensor  # (B,) long code indices; flow: times in [0, 1)
+    t: Tensor  # (B,) long code indices; flow: times in [0, 1); meanflow: r
     eps: Tensor  # like x0
+    s: Tensor | None = None  # meanflow: the earlier time, s <= r
 
     def share(self, world: World) -> Batch:
         """This rank's slice of a global batch."""
@@ -354,6 +363,10 @@ def draw_batch(
     y = None
     if labels is not None:
         y = drop_labels(labels[index], config.p_uncond, null_label, generator)
+    if config.objective == "meanflow":
+        s, r = time_pairs(x0.shape[0], generator, config.flow_fraction)
+        eps = torch.randn(x0.shape, generator=generator, device=x0.device)
+        return Batch(x0, y, r.to(x0.dtype), eps.to(x0.dtype), s.to(x0.dtype))
     return Batch(x0, y, *draw_t_eps(schedule, x0, generator, config.objective))
 
 
@@ -379,9 +392,19 @@ def train_step(
         config.precision == "auto" and device_type == "cuda"
     )
     with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
-        loss = simple_loss_at(
-            net, schedule, batch.x0, batch.t, batch.eps, config.objective
-        )
+        if config.objective == "meanflow":
+
+            def u_model(x: Tensor, s: Tensor, r: Tensor) -> Tensor:
+                return u_theta(forward, x, s, r, batch.y)
+
+            loss = meanflow_loss(
+                u_model, batch.x0, batch.eps, batch.s, batch.t,
+                weight_power=config.weight_power,
+            )  # fmt: skip
+        else:
+            loss = simple_loss_at(
+                net, schedule, batch.x0, batch.t, batch.eps, config.objective
+            )
     state.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(state.model.parameters(), config.grad_clip)
@@ -463,6 +486,8 @@ def train(
     data_note: str = "",
     labels: Tensor | None = None,
     command: str = "",
+    init: dict[str, Tensor] | None = None,
+    init_note: str = "",
 ) -> TrainResult:
     """Train eps_theta on images (N, C, H, W) in [-1, 1]; checkpoints go to out_dir.
 
@@ -472,14 +497,56 @@ def train(
     With resume=True, continues from the newest complete checkpoint in out_dir.
     `command` (the command line that started the run) is recorded in every sidecar.
     Under torchrun each rank trains on its slice of every global batch (`distributed`).
+    `init` (a U-Net's weights, described by `init_note`) starts a run that has no
+    checkpoint to resume: a MeanFlow net from a flow-matching one (`warm_start`).
     """
     _check_labels(unet_config, images, labels)
+    if config.objective == "meanflow":
+        _check_meanflow(unet_config, config)
     world = join_world(resolve_device(config.device))
     try:
+        if config.objective == "meanflow" and world.size > 1:
+            raise ValueError(
+                "objective 'meanflow' runs in one process: its torch.func.jvp is not "
+                "run through DistributedDataParallel here"
+            )
         run = _Run(unet_config, config, Path(out_dir), world, data_note, command)
-        return run.train(images, labels, resume, progress)
+        run.record["init_from"] = init_note or None
+        return run.train(images, labels, resume, progress, init)
     finally:
         leave_world(world)
+
+
+def _check_meanflow(unet_config: UNetConfig, config: TrainConfig) -> None:
+    if not unet_config.time_gap:
+        raise ValueError(
+            "objective 'meanflow' needs a U-Net with a second time input "
+            "(UNetConfig.time_gap=True)"
+        )
+    if config.compile:
+        raise ValueError(
+            "objective 'meanflow' does not run under torch.compile (compile=False): "
+            "its forward-mode JVP is not compiled here"
+        )
+    if config.channels_last:
+        raise ValueError(
+            "objective 'meanflow' needs channels_last=False: GroupNorm's forward-mode "
+            "derivative fails on channels-last tensors (torch 2.13)"
+        )
+
+
+def warm_start(state: TrainState, weights: dict[str, Tensor]) -> None:
+    """Start the model and its EMA from another run's U-Net weights. Only the layers of
+    a second time input may be missing (`gap_mlp`, zero at first): a velocity model's
+    weights then start a MeanFlow net at u = nu."""
+    for net in (state.model, state.ema):
+        result = net.load_state_dict(weights, strict=False)
+        missing = [k for k in result.missing_keys if not k.startswith("gap_mlp.")]
+        if missing or result.unexpected_keys:
+            raise ValueError(
+                "the init weights do not fit this U-Net: missing "
+                f"{missing}, unexpected {result.unexpected_keys}"
+            )
 
 
 class _Run:
@@ -495,7 +562,7 @@ class _Run:
         self.record.update(world_size=world.size, data_note=data_note)
         self.record["batch_per_rank"] = per_rank_batch(config.batch_size, world)
 
-    def train(self, images, labels, resume, progress) -> TrainResult:
+    def train(self, images, labels, resume, progress, init=None) -> TrainResult:
         config, world = self.config, self.world
         if self.device.type == "cuda":
             _use_fast_cuda_kernels()
@@ -507,6 +574,8 @@ class _Run:
         schedule = schedule.to(self.device, torch.float32)
         state = TrainState.create(self.unet_config, config, self.device)
         checkpoint, self.seconds_before = self.resume(state) if resume else (None, 0.0)
+        if checkpoint is None and init is not None:
+            warm_start(state, {k: x.to(self.device) for k, x in init.items()})
         forward = _network(state, config, world)
         began, start, pending = time.perf_counter(), state.step, []
         steps = range(start, config.steps)

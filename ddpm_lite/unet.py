@@ -29,6 +29,9 @@ class UNetConfig:
     groups: int = 32  # GroupNorm groups; must divide every channel count
     # class conditioning for guidance; None adds no parameters
     num_classes: int | None = None
+    # a second time input, the gap r - s of an average-velocity model (MeanFlow,
+    # `flow_map`); False adds no parameters
+    time_gap: bool = False
 
     def __post_init__(self) -> None:
         if self.image_size % 2 ** (len(self.channel_mults) - 1):
@@ -125,7 +128,8 @@ class Attention(nn.Module):
 class UNet(nn.Module):
     """eps_theta(x_t, t, y).
 
-    x_t: (B, C, H, W); t: (B,) long code indices; y: (B,) long labels, or None.
+    x_t: (B, C, H, W); t: (B,) long code indices; y: (B,) long labels, or None;
+    gap: (B,) the second time of a `time_gap` model (None: 0).
     """
 
     def __init__(self, config: UNetConfig = UNetConfig()):
@@ -140,6 +144,14 @@ class UNet(nn.Module):
         self.class_emb = (
             nn.Embedding(c.num_classes + 1, emb_dim) if c.num_classes else None
         )
+        self.gap_mlp = None
+        if c.time_gap:
+            self.gap_mlp = nn.Sequential(
+                nn.Linear(ch, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim)
+            )
+            # zero at first: a velocity model's weights, loaded, give u = nu at any gap
+            nn.init.zeros_(self.gap_mlp[2].weight)
+            nn.init.zeros_(self.gap_mlp[2].bias)
         self.conv_in = nn.Conv2d(c.in_channels, ch, 3, padding=1)
 
         self.down, skip_channels, size = nn.ModuleList(), [ch], c.image_size
@@ -196,10 +208,21 @@ class UNet(nn.Module):
             return block[1](h) if len(block) > 1 else h
         return block(h)  # a down- or upsampling layer
 
-    def forward(self, x: Tensor, t: Tensor, y: Tensor | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor, t: Tensor, y: Tensor | None = None, gap: Tensor | None = None
+    ) -> Tensor:
         emb = self.time_mlp(
             timestep_embedding(t, self.config.base_channels).to(x.dtype)
         )
+        if self.gap_mlp is not None:
+            gap = torch.zeros_like(t, dtype=x.dtype) if gap is None else gap
+            emb = emb + self.gap_mlp(
+                timestep_embedding(gap, self.config.base_channels).to(x.dtype)
+            )
+        elif gap is not None:
+            raise ValueError(
+                "gap was given, but the model has no second time (time_gap=False)"
+            )
         if self.class_emb is not None:
             # no label: the "no label" token (a long, also when t is a flow time r)
             null = torch.full(t.shape, self.config.num_classes, device=t.device)

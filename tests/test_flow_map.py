@@ -169,3 +169,57 @@ def test_an_exact_average_velocity_samples_exactly_at_any_number_of_steps(num_st
 def test_flow_map_sample_refuses_zero_steps():
     with pytest.raises(ValueError, match="num_steps"):
         flow_map_sample(exact_u, points(), 0)
+
+
+def test_the_jvp_through_the_u_net_matches_reverse_mode_and_finite_differences():
+    from ddpm_lite.flow_map import AverageVelocityNet
+    from ddpm_lite.unet import UNet, UNetConfig
+
+    torch.manual_seed(0)
+    config = UNetConfig(base_channels=8, channel_mults=(1, 2), num_res_blocks=1,
+                        attention_resolutions=(14,), groups=4, dropout=0.0,
+                        time_gap=True)  # fmt: skip
+    u_net = AverageVelocityNet(UNet(config).double()).eval()
+    with torch.no_grad():  # as if trained: zero-initialised layers no longer zero
+        for p in u_net.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    x, nu = torch.randn(2, 1, 28, 28).double(), torch.randn(2, 1, 28, 28).double()
+    s, r = torch.tensor([0.1, 0.3]).double(), torch.tensor([0.6, 0.9]).double()
+    u, u_target = meanflow_target(u_net, x, s, r, nu)
+    du_dr = (nu - u_target) / (r - s).reshape(-1, 1, 1, 1)
+    # reverse mode (autograd's double-backward JVP), independent of torch.func's
+    # forward mode; the time embedding runs in float32, so finite differences in r
+    # would only see its rounding
+    tangents = (nu, torch.zeros_like(s), torch.ones_like(r))
+    _, by_reverse = torch.autograd.functional.jvp(u_net, (x, s, r), tangents)
+    torch.testing.assert_close(du_dr, by_reverse, rtol=1e-6, atol=1e-9)
+    # the x part against central differences in float64
+    _, du_dx_nu = meanflow_target(lambda x_, s_, r_: u_net(x_, s, r), x, s, r, nu)
+    delta = 1e-6
+    numeric = (u_net(x + delta * nu, s, r) - u_net(x - delta * nu, s, r)) / (2 * delta)
+    by_jvp = (nu - du_dx_nu) / (r - s).reshape(-1, 1, 1, 1)
+    torch.testing.assert_close(by_jvp, numeric, rtol=0, atol=1e-8)
+    # and the net reads s: the gap r - s is its second time
+    assert not torch.allclose(u_net(x, 0 * s, r), u_net(x, s, r))
+
+
+def test_average_velocity_net_needs_a_second_time():
+    from ddpm_lite.flow_map import AverageVelocityNet
+    from ddpm_lite.unet import UNet, UNetConfig
+
+    with pytest.raises(ValueError, match="time_gap=True"):
+        AverageVelocityNet(UNet(UNetConfig(base_channels=8, groups=4)))
+
+
+def test_the_adaptive_weight_divides_each_examples_error_by_its_own_size():
+    torch.manual_seed(0)
+    net = ToyFlowMapMLP(dim=2, hidden=16)
+    x0, eps = torch.randn(8, 2), torch.randn(8, 2)
+    s, r = time_pairs(8, torch.Generator().manual_seed(0), flow_fraction=0.0)
+    xr = (1 - r)[:, None] * x0 + r[:, None] * eps
+    u, u_target = meanflow_target(net, xr, s, r, eps - x0)
+    error = (u - u_target).pow(2).mean(1).detach()
+    expected = (error / (error + 1e-3)).mean()  # p = 1: each term just below 1
+    loss = meanflow_loss(net, x0, eps, s, r, weight_power=1.0)
+    torch.testing.assert_close(loss, expected)
+    assert torch.isclose(meanflow_loss(net, x0, eps, s, r), error.mean())

@@ -209,7 +209,8 @@ def test_help_exits_cleanly(command, capsys):
         ),
         (
             ["train", "--objective", "score"],
-            "objective must be one of ('eps', 'x0', 'v', 'flow'), got 'score'",
+            "objective must be one of ('eps', 'x0', 'v', 'flow', 'meanflow'), got "
+            "'score'",
         ),
     ],
 )
@@ -450,6 +451,36 @@ def test_train_each_objective_then_sample_with_its_sampler(objective, tmp_path, 
         return
     code, _, err = exits(onnx, capsys)
     assert code == 2 and f"this checkpoint's objective is {objective!r}" in err
+
+
+def test_meanflow_warm_starts_from_a_flow_run_and_samples_in_one_call(tmp_path, capsys):
+    steps = ["--steps", "2", "--checkpoint-every", "2", "--class-conditional"]
+    flow, meanflow = tmp_path / "flow", tmp_path / "meanflow"
+    main([*TRAIN_ARGS, *steps, "--objective", "flow", "--out", str(flow)])
+    main([*TRAIN_ARGS, *steps, "--objective", "meanflow", "--flow-fraction", "0.5",
+          "--init-from", str(flow / "checkpoint-0000002"), "--out", str(meanflow)])  # fmt: skip
+    sidecar = json.loads((meanflow / "checkpoint-0000002.json").read_text())
+    assert sidecar["train_config"]["objective"] == "meanflow"
+    assert sidecar["train_config"]["flow_fraction"] == 0.5
+    assert sidecar["unet_config"]["time_gap"] is True
+    assert sidecar["init_from"].startswith(str(flow / "checkpoint-0000002"))
+    assert "sha256" in sidecar["init_from"]
+    grid = tmp_path / "one.png"
+    main(["sample", str(meanflow), "--n", "4", "--label", "3", "--out", str(grid)])
+    assert "(flow-map, 1 step, 1 network call)" in capsys.readouterr().out
+    assert read_png(grid).shape[:2] == (56, 56)
+    main(["sample", str(meanflow), "--n", "4", "--steps", "2", "--out", str(grid)])
+    assert "(flow-map, 2 steps, 2 network calls)" in capsys.readouterr().out
+    code, _, err = exits(["sample", str(meanflow), "--label", "3",
+                          "--guidance-scale", "2", "--out", str(grid)], capsys)  # fmt: skip
+    assert code == 2 and "w = 1 only" in err
+    code, _, err = exits(["sample", str(meanflow), "--sampler", "heun"], capsys)
+    assert code == 2 and "objective 'meanflow'" in err
+
+
+def test_flow_fraction_without_meanflow_is_an_error(capsys):
+    code, _, err = exits([*TRAIN_ARGS, "--flow-fraction", "0.5"], capsys)
+    assert code == 2 and "--flow-fraction is for --objective meanflow" in err
 
 
 def test_label_on_an_unconditional_checkpoint_is_an_error(tmp_path, capsys):

@@ -3,13 +3,16 @@ family, the straight path, and a model trained for each objective end to end."""
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 import torch
 
 from ddpm_lite.diffusion import eps_from_x0, forward_marginal, loss_simple, x0_from_eps
+from ddpm_lite.flow_map import AverageVelocityNet
 from ddpm_lite.objectives import (
     OBJECTIVES,
+    TARGET_OBJECTIVES,
     EpsFromPrediction,
     StraightVelocity,
     VelocityModel,
@@ -71,7 +74,7 @@ def test_the_targets_are_the_table_written_out():
     assert torch.equal(target("flow", x0, eps, a, b), eps - x0)
 
 
-@pytest.mark.parametrize("objective", OBJECTIVES)
+@pytest.mark.parametrize("objective", TARGET_OBJECTIVES)
 def test_each_target_gives_x0_and_eps_back(objective):
     x0, eps, t, a, b = batch(objective)
     xt = a * x0 + b * eps
@@ -229,10 +232,13 @@ def test_the_eps_view_of_x0_and_v_networks_is_the_conversion():
 
 def tiny_run(objective, tmp_path):
     preset = get_preset("tiny")
+    meanflow = objective == "meanflow"  # a second time; GroupNorm's JVP: contiguous
     config = TrainConfig(
-        steps=2, batch_size=8, lr=1e-3, warmup_steps=0, objective=objective
-    )
-    state = TrainState.create(preset.unet, config, torch.device("cpu"))
+        steps=2, batch_size=8, lr=1e-3, warmup_steps=0, objective=objective,
+        channels_last=not meanflow,
+    )  # fmt: skip
+    unet_config = replace(preset.unet, time_gap=meanflow)
+    state = TrainState.create(unet_config, config, torch.device("cpu"))
     schedule = NoiseSchedule(make_betas("linear", config.T)).to("cpu", torch.float32)
     data = torch.rand(16, 1, 28, 28) * 2 - 1
     before = [p.detach().clone() for p in state.model.parameters()]
@@ -242,7 +248,7 @@ def tiny_run(objective, tmp_path):
     )  # fmt: skip
     moved = any(not torch.equal(p, q) for p, q in zip(before, state.model.parameters()))
     state.losses.append(float(loss))
-    stem = save_state(tmp_path, state, preset.unet, config, {"command": "test"})
+    stem = save_state(tmp_path, state, unet_config, config, {"command": "test"})
     return float(loss), moved, stem
 
 
@@ -257,9 +263,10 @@ def test_one_step_per_objective_then_a_sampler_run_from_its_checkpoint(
     kind = {
         "eps": type(model).__name__ == "UNet",
         "flow": isinstance(model, VelocityModel),
+        "meanflow": isinstance(model, AverageVelocityNet),
     }
     assert kind.get(objective, isinstance(model, EpsFromPrediction))
-    sampler = "heun" if objective == "flow" else "ddim"
+    sampler = {"flow": "heun", "meanflow": "flow-map"}.get(objective, "ddim")
     run = sampler_trajectory(
         sampler, model, schedule, (3, 1, 28, 28), torch.Generator().manual_seed(0), 3,
         clip_denoised=True, objective=objective,
@@ -279,7 +286,8 @@ def test_the_eps_loss_is_l_simple_bit_for_bit():
 
 def test_an_unknown_objective_is_named():
     with pytest.raises(
-        ValueError, match=r"objective must be one of \('eps', 'x0', 'v', 'flow'\)"
+        ValueError,
+        match=r"objective must be one of \('eps', 'x0', 'v', 'flow', 'meanflow'\)",
     ):
         TrainConfig(objective="score")
     with pytest.raises(ValueError, match="objective must be one of"):

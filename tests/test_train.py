@@ -440,3 +440,45 @@ def test_a_training_step_reads_nothing_on_the_host(
         loss = train_step(state, batch, schedule, config)
     assert state.step == 2
     assert loss.shape == ()
+
+
+MEANFLOW_NET = replace(PRESETS["tiny"].unet, time_gap=True)
+MEANFLOW = replace(PRESETS["tiny"].train, objective="meanflow", channels_last=False)
+
+
+@pytest.mark.parametrize(
+    "unet_config,config,message",
+    [
+        (PRESETS["tiny"].unet, MEANFLOW, "second time input"),
+        (MEANFLOW_NET, replace(MEANFLOW, channels_last=True), "channels_last=False"),
+        (MEANFLOW_NET, replace(MEANFLOW, compile=True), "torch.compile"),
+    ],
+)
+def test_meanflow_refuses_what_its_jvp_cannot_run_through(
+    unet_config, config, message, tmp_path
+):
+    images = torch.zeros(4, 1, 28, 28)
+    with pytest.raises(ValueError, match=message):
+        train(unet_config, config, images, tmp_path, progress=False)
+
+
+def test_a_meanflow_batch_has_ordered_time_pairs():
+    config = replace(MEANFLOW, batch_size=512, flow_fraction=0.5)
+    g = torch.Generator().manual_seed(0)
+    schedule = NoiseSchedule(make_betas("linear", 10))
+    batch = draw_batch(torch.zeros(8, 1, 28, 28), None, config, g, schedule, None)
+    assert batch.s.shape == batch.t.shape == (512,)
+    assert bool((batch.s <= batch.t).all())
+    # binomial SE at 512: sqrt(0.25 / 512) = 0.022; 5 SE
+    assert abs(float((batch.s == batch.t).float().mean()) - 0.5) < 0.11
+
+
+def test_warm_start_refuses_weights_of_another_shape(tmp_path):
+    from ddpm_lite.train import warm_start
+    from ddpm_lite.unet import UNet
+
+    state = TrainState.create(MEANFLOW_NET, MEANFLOW, torch.device("cpu"))
+    other = UNet(replace(MEANFLOW_NET, time_gap=False, num_classes=10)).state_dict()
+    with pytest.raises(ValueError, match="unexpected"):
+        warm_start(state, other)
+    warm_start(state, UNet(replace(MEANFLOW_NET, time_gap=False)).state_dict())

@@ -127,3 +127,29 @@ def test_timestep_embedding_is_bounded_and_distinct():
 def test_bad_config_is_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):
         UNetConfig(**kwargs)
+
+
+def test_a_time_gap_net_loaded_with_a_velocity_nets_weights_starts_as_it():
+    torch.manual_seed(0)
+    velocity = UNet(TINY).eval()
+    with torch.no_grad():  # as if trained: zero-initialised layers no longer zero
+        for p in velocity.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    with_gap = UNet(UNetConfig(**{**TINY.__dict__, "time_gap": True})).eval()
+    missing = with_gap.load_state_dict(velocity.state_dict(), strict=False).missing_keys
+    assert missing and all(k.startswith("gap_mlp.") for k in missing)
+    x, t = torch.randn(2, 1, 28, 28), torch.tensor([300.0, 800.0])
+    with torch.no_grad():
+        expected = velocity(x, t)
+        assert torch.equal(with_gap(x, t, gap=torch.tensor([0.0, 500.0])), expected)
+        torch.nn.init.normal_(with_gap.gap_mlp[2].weight, std=0.1)  # once trained
+        assert not torch.allclose(
+            with_gap(x, t, gap=torch.tensor([0.0, 500.0])), expected
+        )
+
+
+def test_a_gap_for_a_net_without_a_second_time_is_an_error():
+    with pytest.raises(ValueError, match="no second time"):
+        UNet(TINY)(
+            torch.randn(1, 1, 28, 28), torch.tensor([1.0]), gap=torch.tensor([1.0])
+        )
