@@ -172,6 +172,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="start from these weights when --out has no checkpoint: a checkpoint "
         "(its EMA weights) or a shipped model's name (meanflow from mnist-flow)",
     )
+    train.add_argument(
+        "--teacher",
+        metavar="CHECKPOINT|NAME",
+        help="meanflow: distil this flow model (a checkpoint or a shipped model's "
+        "name, e.g. mnist-flow): its velocity replaces the conditional one in "
+        "the target; give it again when resuming",
+    )
     train.add_argument("--seed", type=int)
     train.add_argument("--device", help="auto, cpu or cuda")
     train.add_argument(
@@ -216,7 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_pretrained_name,
         metavar="NAME",
         help="a model shipped with ddpm_lite: mnist-flow (flow matching, the book's "
-        "best) or mnist-ddpm (DDPM's eps-model); with --label either samples that "
+        "best), mnist-meanflow or mnist-meanflow-distil (one network call) or "
+        "mnist-ddpm (DDPM's eps-model); with --label each samples that "
         "digit (mnist-flow-cond and mnist-ddpm-cond need --label; mnist and "
         "mnist-cond are the older names of mnist-ddpm and mnist-ddpm-cond)",
     )
@@ -297,7 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export = commands.add_parser(
         "export-onnx",
-        help="write a model as ONNX (onnxruntime, in Python or a browser)",
+        help="write a model as ONNX (onnxruntime, in Python or a browser): an "
+        "eps-model, a flow model or a meanflow model",
     )
     source = export.add_mutually_exclusive_group(required=True)
     source.add_argument(
@@ -310,7 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--pretrained",
         type=_pretrained_name,
         metavar="NAME",
-        help="a model shipped with ddpm_lite: mnist-flow or mnist-ddpm",
+        help="a model shipped with ddpm_lite: mnist-flow, mnist-meanflow, "
+        "mnist-meanflow-distil or mnist-ddpm",
     )
     export.add_argument("--out", type=Path, default=Path("unet.onnx"))
     export.add_argument(
@@ -333,24 +343,43 @@ def _load_split(args: argparse.Namespace, parser: argparse.ArgumentParser, split
         parser.error(f"--data-dir: {err}")
 
 
-def _init_weights(args: argparse.Namespace, parser: argparse.ArgumentParser):
-    """(U-Net weights, a note naming them and their SHA-256) of --init-from, or
-    (None, "")."""
-    if args.init_from is None:
-        return None, ""
+def _source_model(source: str, flag: str, parser: argparse.ArgumentParser):
+    """(model, a note naming it and its weights' SHA-256) of a checkpoint or a shipped
+    model's name, given to --init-from or --teacher."""
     from .checkpoint import CheckpointError, checkpoint_files, sha256_of
     from .pretrained import PRETRAINED, pretrained_path
     from .trained import load_trained
 
-    source = args.init_from
     stem = pretrained_path(source) if source in PRETRAINED else Path(source)
     try:
         model = load_trained(stem).model
     except (CheckpointError, FileNotFoundError, ValueError) as err:
-        _fail(parser, f"--init-from: cannot load {source!r}: {err}")
-    net = getattr(model, "net", model)  # the U-Net inside a velocity model
+        _fail(parser, f"{flag}: cannot load {source!r}: {err}")
     digest = sha256_of(checkpoint_files(stem)[0])
-    return net.state_dict(), f"{source} (EMA weights, sha256 {digest})"
+    return model, f"{source} (EMA weights, sha256 {digest})"
+
+
+def _init_weights(args: argparse.Namespace, parser: argparse.ArgumentParser):
+    """(U-Net weights, a note naming them) of --init-from, or (None, "")."""
+    if args.init_from is None:
+        return None, ""
+    model, note = _source_model(args.init_from, "--init-from", parser)
+    net = getattr(model, "net", model)  # the U-Net inside a velocity model
+    return net.state_dict(), note
+
+
+def _teacher(args: argparse.Namespace, parser: argparse.ArgumentParser):
+    """(velocity model, note) of --teacher, or (None, "")."""
+    if args.teacher is None:
+        return None, ""
+    if args.objective != "meanflow":
+        parser.error("--teacher is for --objective meanflow")
+    model, note = _source_model(args.teacher, "--teacher", parser)
+    if getattr(model, "objective", None) != "flow":
+        _fail(
+            parser, f"--teacher: {args.teacher!r} is not a flow model (objective flow)"
+        )
+    return model, note
 
 
 def _given(args: argparse.Namespace, names: tuple[str, ...]) -> dict:
@@ -407,6 +436,7 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
         if getattr(args, flag) is not None and config.objective != "meanflow":
             parser.error(f"--{flag.replace('_', '-')} is for --objective meanflow")
     init, init_note = _init_weights(args, parser)
+    teacher, teacher_note = _teacher(args, parser)
     mnist = _load_split(args, parser, "train")
     images = mnist.images[: args.images] if args.images else mnist.images
     labels = mnist.labels[: len(images)] if args.class_conditional else None
@@ -425,6 +455,8 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
             command=args.command_line,
             init=init,
             init_note=init_note,
+            teacher=teacher,
+            teacher_note=teacher_note,
         )
     except CheckpointError as err:  # resuming, with no intact checkpoint in --out
         _fail(parser, str(err))
@@ -683,10 +715,11 @@ def run_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Non
     from .trained import objective_of
 
     model, schedule, info = _load_model(args, parser, torch.device("cpu"))
-    if objective_of(info) not in ("eps", "flow"):
+    objective = objective_of(info)
+    if objective not in ("eps", "flow", "meanflow"):
         parser.error(
-            "export-onnx exports eps-prediction and flow models (the browser's "
-            f"samplers); this checkpoint's objective is {objective_of(info)!r}"
+            "export-onnx exports eps-prediction, flow and meanflow models (the "
+            f"browser's samplers); this checkpoint's objective is {objective!r}"
         )
     path = export_onnx(model, args.out, half_weights=args.half_weights)
     sidecar = write_schedule(args.out.with_suffix(".json"), schedule.alpha_bars, model)

@@ -1,16 +1,18 @@
 """A trained U-Net as an ONNX file, for onnxruntime in Python or onnxruntime-web.
 
-`export_onnx` traces eps_theta(x_t, t[, y]), or a flow model's nu_theta(x_r, r[, y]),
-with torch.onnx's exporter (dynamo), with a dynamic batch dimension. With
-half_weights=True the large weight tensors (>= MIN_HALF_ELEMENTS elements: convolution
-and linear weights) are stored in float16 and cast back to float32 where the graph
-starts, so the file is about half the size while every operation still computes in
-float32; small tensors (biases, norms, and the time embedding's constants) stay float32.
+`export_onnx` traces eps_theta(x_t, t[, y]), a flow model's nu_theta(x_r, r[, y]) or a
+meanflow model's average velocity u_theta(x_r, s, r[, y]), with torch.onnx's exporter
+(dynamo), with a dynamic batch dimension. With half_weights=True the large weight
+tensors (>= MIN_HALF_ELEMENTS elements: convolution and linear weights) are stored in
+float16 and cast back to float32 where the graph starts, so the file is about half the
+size while every operation still computes in float32; small tensors (biases, norms,
+and the time embedding's constants) stay float32.
 
-`reference_run` records one run of the package's DDIM sampler, of DPM-Solver++(2M) or
-of a flow model's Euler or Heun steps, with classifier-free guidance (its initial x_T,
-every step's noise, the sample), so that another implementation of the sampler, such as
-the site's JavaScript one, can replay the same noise and be checked against it.
+`reference_run` records one run of the package's DDIM sampler, of DPM-Solver++(2M), of
+a flow model's Euler or Heun steps with classifier-free guidance, or of a meanflow
+model's flow-map steps (its initial x_T, every step's noise, the sample), so that
+another implementation of the sampler, such as the site's JavaScript one, can replay
+the same noise and be checked against it.
 """
 
 from __future__ import annotations
@@ -31,29 +33,42 @@ OPSET = 18
 
 
 # The names of the file's inputs and output: an eps-model's (x_t, t[, y]) -> eps with
-# t a code index (int64), a flow model's (x_r, r[, y]) -> nu with r in [0, 1] (float32)
-IO_NAMES = {"eps": (["x_t", "t", "y"], "eps"), "flow": (["x_r", "r", "y"], "nu")}
+# t a code index (int64), a flow model's (x_r, r[, y]) -> nu with r in [0, 1] (float32),
+# a meanflow model's (x_r, s, r[, y]) -> u with s <= r in [0, 1] (float32)
+IO_NAMES = {
+    "eps": (["x_t", "t", "y"], "eps"),
+    "flow": (["x_r", "r", "y"], "nu"),
+    "meanflow": (["x_r", "s", "r", "y"], "u"),
+}
 
 
 def objective_of_model(model: nn.Module) -> str:
-    """ "flow" for a velocity model (objectives.VelocityModel), else "eps"."""
+    """ "flow" for a velocity model (objectives.VelocityModel), "meanflow" for an
+    average-velocity model (flow_map.AverageVelocityNet), else "eps"."""
     # x0- and v-networks reach here wrapped as eps-models (objectives.EpsFromPrediction)
-    return "flow" if getattr(model, "objective", None) == "flow" else "eps"
+    objective = getattr(model, "objective", None)
+    return objective if objective in ("flow", "meanflow") else "eps"
+
+
+def input_names(model: nn.Module) -> list[str]:
+    """The file's input names: IO_NAMES' without y for an unconditional model."""
+    names = IO_NAMES[objective_of_model(model)][0]
+    return names if model.config.num_classes is not None else names[:-1]
 
 
 def example_inputs(model: nn.Module, batch: int = 2) -> tuple[torch.Tensor, ...]:
-    """(x_t, t) or (x_t, t, y) of the model's image size, on its device (a flow
-    model's time r as float32)."""
+    """(x_t, t[, y]), or (x_r, s, r[, y]) for a meanflow model, of the model's image
+    size, on its device (the straight path's times as float32)."""
     c = model.config
     device = next(model.parameters()).device
     x = torch.zeros(batch, c.in_channels, c.image_size, c.image_size, device=device)
-    flow = objective_of_model(model) == "flow"
-    t = torch.zeros(batch, dtype=torch.float32 if flow else torch.long, device=device)
-    return (
-        (x, t)
-        if c.num_classes is None
-        else (x, t, torch.full((batch,), c.num_classes, device=device))
-    )
+    objective = objective_of_model(model)
+    dtype = torch.long if objective == "eps" else torch.float32
+    times = 2 if objective == "meanflow" else 1
+    t = [torch.zeros(batch, dtype=dtype, device=device) for _ in range(times)]
+    if c.num_classes is not None:
+        t.append(torch.full((batch,), c.num_classes, device=device))  # y: no label
+    return (x, *t)
 
 
 def export_onnx(
@@ -63,12 +78,12 @@ def export_onnx(
 
     An eps-model (UNet): inputs x_t (float32), t (int64) [, y (int64)]; output eps.
     A flow model (objectives.VelocityModel): x_r, r (float32) [, y]; output nu.
+    A meanflow model (flow_map.AverageVelocityNet): x_r, s, r (float32) [, y]; output u.
     """
     path = Path(path)
     model = model.eval()
     inputs = example_inputs(model)
-    names, output = IO_NAMES[objective_of_model(model)]
-    names = names[: len(inputs)]
+    names, output = input_names(model), IO_NAMES[objective_of_model(model)][1]
     batch = torch.export.Dim("batch")
     with (
         torch.no_grad(),
@@ -101,14 +116,13 @@ def write_schedule(
     It holds T, every alpha_bar_t (code index t, in the dtype the model is sampled
     with), the inputs and the "no label" token.
     """
-    names, output = IO_NAMES[objective_of_model(model)]
     record = {
         **extra,
         "objective": objective_of_model(model),
         "T": len(alpha_bars),
         "alpha_bars": [float(a) for a in alpha_bars.double()],
-        "inputs": names[: 2 if model.config.num_classes is None else 3],
-        "output": output,
+        "inputs": input_names(model),
+        "output": IO_NAMES[objective_of_model(model)][1],
         "null_label": model.config.num_classes,
         "image_size": model.config.image_size,
     }
@@ -116,9 +130,9 @@ def write_schedule(
 
 
 def onnx_eps_model(path: str | Path):
-    """The exported model in onnxruntime (Python, CPU) as a torch function.
-
-    (x_t, t[, y]) -> eps.
+    """The exported model in onnxruntime (Python, CPU) as a torch function of the
+    file's inputs, in order: (x_t, t[, y]) -> eps, (x_r, r[, y]) -> nu or
+    (x_r, s, r[, y]) -> u.
     """
     import onnxruntime
 
@@ -135,7 +149,7 @@ def onnx_eps_model(path: str | Path):
     return eps_model
 
 
-REFERENCE_SAMPLERS = ("ddim", "dpm-solver++", "euler", "heun")
+REFERENCE_SAMPLERS = ("ddim", "dpm-solver++", "euler", "heun", "flow-map")
 
 
 def reference_run(
@@ -157,13 +171,17 @@ def reference_run(
     ("euler" or "heun" on the straight path's even grid) with clip_denoised=True and
     classifier-free guidance at `scale`, for each conditional model (x_t, t, y) ->
     eps (or nu) in cond_models: the inputs, the noise drawn (x_T, then for DDIM one
-    draw per step when eta > 0), and each model's sample.
+    draw per step when eta > 0), and each model's sample. For meanflow models
+    (x_r, s, r, y) -> u, sampler "flow-map" runs `flow_map.flow_map_trajectory` from
+    x_T = x_1 at scale 1 only (one call has no second prediction to mix), unclipped
+    as that sampler is.
 
     The first model's run records the noise it draws; every other model replays it.
     """
+    from .flow_map import flow_map_trajectory
     from .guidance import classifier_free_guidance
     from .noise import GeneratorNoise, RecordedNoise, RecordingNoise
-    from .sampling import ddim_timesteps, ddim_trajectory, final_sample
+    from .sampling import ddim_timesteps, ddim_trajectory, final_sample, initial_noise
     from .solvers import dpm_solver_trajectory, flow_trajectory, solver_timesteps
 
     v.choice("sampler", sampler, REFERENCE_SAMPLERS)
@@ -171,6 +189,8 @@ def reference_run(
         raise ValueError("the DDIM run needs eta")
     if sampler != "ddim" and eta is not None:
         raise ValueError(f"{sampler} has no eta (no step noise), got eta={eta}")
+    if sampler == "flow-map" and scale != 1:
+        raise ValueError(f"flow-map samples its labels at w = 1 only, got {scale}")
     y = torch.tensor(labels, dtype=torch.long)
     shape = (len(labels), *image_shape)
     generated = GeneratorNoise(
@@ -178,9 +198,12 @@ def reference_run(
     )
     recording = RecordingNoise(generated)
     samples = {}
-    clip = dict(clip_denoised=True)
+    clip = dict(clip_denoised=sampler != "flow-map")
     for name, cond_model in cond_models.items():
-        eps_model = classifier_free_guidance(cond_model, y, null_label, scale)
+        if sampler == "flow-map":  # u_theta(x_r, s, r) of the labels: w = 1
+            eps_model = lambda x, s, r: cond_model(x, s, r, y)
+        else:
+            eps_model = classifier_free_guidance(cond_model, y, null_label, scale)
         noise = RecordedNoise(recording.draws) if samples else recording
         with torch.no_grad():
             if sampler == "ddim":
@@ -191,6 +214,9 @@ def reference_run(
                 run = dpm_solver_trajectory(
                     eps_model, schedule, shape, noise, num_steps, **clip
                 )
+            elif sampler == "flow-map":
+                x1 = initial_noise(shape, noise)
+                run = flow_map_trajectory(eps_model, x1, num_steps)
             else:
                 run = flow_trajectory(
                     eps_model, shape, noise, num_steps, sampler, "cpu", **clip
@@ -208,7 +234,7 @@ def reference_run(
     elif sampler == "dpm-solver++":
         solver = {"order": 2, "spacing": "logsnr"}
         timesteps = solver_timesteps(schedule, num_steps, "logsnr")
-    else:  # flow_trajectory's even grid in r, from 1 to 0
+    else:  # flow_trajectory's and flow_map_trajectory's even grid in r, from 1 to 0
         solver = {"spacing": "even r"}
         timesteps = torch.linspace(1.0, 0.0, num_steps + 1, dtype=torch.float64)
         timesteps = timesteps.tolist()
@@ -220,7 +246,7 @@ def reference_run(
         "num_steps": num_steps,
         "eta": eta,
         "seed": seed,
-        "clip_denoised": True,
+        **clip,
         "shape": list(shape),
         "timesteps": timesteps,
         "x_T": flat(draws[0]),

@@ -23,6 +23,7 @@ from typing import Callable, Iterator
 
 import torch
 from torch import Tensor
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from . import _validate as v
 from .objectives import FLOW_TIME_SCALE, path_coefficients, target
@@ -84,11 +85,14 @@ def meanflow_target(
     the path: one forward-mode pass (torch.func.jvp) with tangent (nu, 0, 1). The
     target carries no gradient; u does.
 
-    xr, nu: (B, ...); s, r: (B,) with s <= r.
+    xr, nu: (B, ...); s, r: (B,) with s <= r. The pass runs attention on the math
+    kernel: the fused ones (flash, memory-efficient; on CUDA, and on the CPU for some
+    shapes) have no forward-mode derivative in torch 2.13.
     Book: eq. meanflow-target
     """
     tangents = (nu, torch.zeros_like(s), torch.ones_like(r))
-    u, du_dr = torch.func.jvp(u_model, (xr, s, r), tangents)
+    with sdpa_kernel(SDPBackend.MATH):
+        u, du_dr = torch.func.jvp(u_model, (xr, s, r), tangents)
     return u, (nu - _column(r - s, xr) * du_dr).detach()
 
 
@@ -182,6 +186,8 @@ class AverageVelocityNet(torch.nn.Module):
     """u_theta(x, s, r[, y]) of a U-Net with a second time (`u_theta`): a velocity
     model's weights load into it and start it at u = nu (the gap's layer starts at 0).
     """
+
+    objective = "meanflow"
 
     def __init__(self, net: torch.nn.Module):
         super().__init__()

@@ -1,12 +1,16 @@
 """The shipped MNIST generators, loaded in one call: `load_pretrained("mnist-flow")`.
 
-Two class-conditional U-Nets, each trained with label dropout, so that one file gives
+Class-conditional U-Nets, each trained with label dropout, so that one file gives
 unconditional samples (the network given the "no label" token) and conditional ones:
 - "mnist-flow": flow matching's velocity nu_theta(x, r[, y]) on the straight path, the
   book's best model (the chapter on flow matching measures why); sample it with the
   straight-path Euler or Heun steps (`solvers.flow_trajectory`);
 - "mnist-ddpm": the DDPM eps-model eps_theta(x_t, t[, y]) that the DDPM chapters teach
-  with (DDIM, DPM-Solver++, Heun, the ancestral sampler).
+  with (DDIM, DPM-Solver++, Heun, the ancestral sampler);
+- "mnist-meanflow" and "mnist-meanflow-distil": one-step generators, the average
+  velocity u_theta(x, s, r[, y]) (`flow_map.AverageVelocityNet`), both started from
+  mnist-flow, trained by MeanFlow's loss with the conditional velocity or with
+  mnist-flow's as a teacher; sample with `flow_map.flow_map_sample` (1 call or a few).
 The "-cond" names ("mnist-flow-cond", "mnist-ddpm-cond") load the same files and mark
 them conditional: pass labels, or use classifier_free_guidance. "mnist" and
 "mnist-cond", the older names of "mnist-ddpm" and "mnist-ddpm-cond", still load it.
@@ -35,6 +39,8 @@ WEIGHTS = Path(__file__).with_name("weights")
 PRETRAINED = {
     "mnist-flow": "mnist_flow",
     "mnist-flow-cond": "mnist_flow",
+    "mnist-meanflow": "mnist_meanflow",
+    "mnist-meanflow-distil": "mnist_meanflow_distil",
     "mnist-ddpm": "mnist_ddpm",
     "mnist-ddpm-cond": "mnist_ddpm",
 }  # name -> file stem in weights/
@@ -65,7 +71,8 @@ def load_pretrained(
     name: str = "mnist-flow", device: str | torch.device = "cpu"
 ) -> Pretrained:
     """A shipped model with its schedule, on `device`: the eps-model of "mnist-ddpm",
-    the velocity model (`objectives.VelocityModel`) of "mnist-flow".
+    the velocity model (`objectives.VelocityModel`) of "mnist-flow", the average
+    velocity (`flow_map.AverageVelocityNet`) of the "mnist-meanflow" ones.
 
     Checksum-verified, in eval mode.
     """

@@ -197,6 +197,19 @@ def _sinusoidal(time: Tensor, frequencies: Tensor) -> Tensor:
     return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
 
 
+def _mlp(in_dim: int, hidden: int, out_dim: int) -> torch.nn.Sequential:
+    """Three SiLU layers of `hidden` units: the toy networks' body."""
+    return torch.nn.Sequential(
+        torch.nn.Linear(in_dim, hidden),
+        torch.nn.SiLU(),
+        torch.nn.Linear(hidden, hidden),
+        torch.nn.SiLU(),
+        torch.nn.Linear(hidden, hidden),
+        torch.nn.SiLU(),
+        torch.nn.Linear(hidden, out_dim),
+    )
+
+
 class ToyEpsMLP(torch.nn.Module):
     """eps_theta for low-dimensional toy data: an MLP on [x_t, sinusoidal embedding(t)].
 
@@ -220,15 +233,7 @@ class ToyEpsMLP(torch.nn.Module):
         self.label_embedding = (
             torch.nn.Embedding(num_classes + 1, time_features) if num_classes else None
         )
-        self.net = torch.nn.Sequential(
-            torch.nn.Linear(dim + time_features, hidden),
-            torch.nn.SiLU(),
-            torch.nn.Linear(hidden, hidden),
-            torch.nn.SiLU(),
-            torch.nn.Linear(hidden, hidden),
-            torch.nn.SiLU(),
-            torch.nn.Linear(hidden, out_dim or dim),
-        )
+        self.net = _mlp(dim + time_features, hidden, out_dim or dim)
 
     def forward(self, xt: Tensor, t: Tensor, y: Tensor | None = None) -> Tensor:
         # t / T in [0, 1) times frequencies from 1 to 1/1000 of 1000: resolves single
@@ -292,15 +297,7 @@ class ToyFlowMapMLP(torch.nn.Module):
         super().__init__()
         self.time_scale = time_scale
         self.register_buffer("frequencies", _frequencies(time_features))
-        self.net = torch.nn.Sequential(
-            torch.nn.Linear(dim + 2 * time_features, hidden),
-            torch.nn.SiLU(),
-            torch.nn.Linear(hidden, hidden),
-            torch.nn.SiLU(),
-            torch.nn.Linear(hidden, hidden),
-            torch.nn.SiLU(),
-            torch.nn.Linear(hidden, dim),
-        )
+        self.net = _mlp(dim + 2 * time_features, hidden, dim)
 
     def forward(self, x: Tensor, s: Tensor, r: Tensor) -> Tensor:
         r, gap = self.time_scale * r.to(x.dtype), self.time_scale * (r - s).to(x.dtype)

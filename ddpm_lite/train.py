@@ -377,9 +377,13 @@ def train_step(
     config: TrainConfig,
     forward: Callable | None = None,
     world: World = SINGLE,
+    teacher: Callable | None = None,
 ) -> Tensor:
     """One optimizer step on batch, then the EMA update (rank 0's); returns the loss,
     still on the device.
+
+    teacher (meanflow only): a velocity model nu(x, r, y) whose velocity replaces the
+    conditional one in MeanFlow's target (`flow_map.meanflow_loss`): distillation.
 
     forward: the network as called (torch.compile'd, or DDP's wrapper, which averages
     the ranks' gradients); state.model by default. Nothing here reads a device value on
@@ -397,8 +401,12 @@ def train_step(
             def u_model(x: Tensor, s: Tensor, r: Tensor) -> Tensor:
                 return u_theta(forward, x, s, r, batch.y)
 
+            def nu_teacher(x: Tensor, r: Tensor) -> Tensor:
+                return teacher(x, r, batch.y)
+
             loss = meanflow_loss(
                 u_model, batch.x0, batch.eps, batch.s, batch.t,
+                teacher=None if teacher is None else nu_teacher,
                 weight_power=config.weight_power,
             )  # fmt: skip
         else:
@@ -488,6 +496,8 @@ def train(
     command: str = "",
     init: dict[str, Tensor] | None = None,
     init_note: str = "",
+    teacher: torch.nn.Module | None = None,
+    teacher_note: str = "",
 ) -> TrainResult:
     """Train eps_theta on images (N, C, H, W) in [-1, 1]; checkpoints go to out_dir.
 
@@ -499,10 +509,16 @@ def train(
     Under torchrun each rank trains on its slice of every global batch (`distributed`).
     `init` (a U-Net's weights, described by `init_note`) starts a run that has no
     checkpoint to resume: a MeanFlow net from a flow-matching one (`warm_start`).
+    `teacher` (a velocity model nu(x, r, y), described by `teacher_note`) turns a
+    meanflow run into distillation (`train_step`); a resumed run needs it again.
     """
     _check_labels(unet_config, images, labels)
     if config.objective == "meanflow":
         _check_meanflow(unet_config, config)
+    elif teacher is not None:
+        raise ValueError(
+            f"a teacher is for objective 'meanflow', not {config.objective!r}"
+        )
     world = join_world(resolve_device(config.device))
     try:
         if config.objective == "meanflow" and world.size > 1:
@@ -512,7 +528,8 @@ def train(
             )
         run = _Run(unet_config, config, Path(out_dir), world, data_note, command)
         run.record["init_from"] = init_note or None
-        return run.train(images, labels, resume, progress, init)
+        run.record["teacher"] = teacher_note or None
+        return run.train(images, labels, resume, progress, init, teacher)
     finally:
         leave_world(world)
 
@@ -562,7 +579,9 @@ class _Run:
         self.record.update(world_size=world.size, data_note=data_note)
         self.record["batch_per_rank"] = per_rank_batch(config.batch_size, world)
 
-    def train(self, images, labels, resume, progress, init=None) -> TrainResult:
+    def train(
+        self, images, labels, resume, progress, init=None, teacher=None
+    ) -> TrainResult:
         config, world = self.config, self.world
         if self.device.type == "cuda":
             _use_fast_cuda_kernels()
@@ -577,6 +596,8 @@ class _Run:
         if checkpoint is None and init is not None:
             warm_start(state, {k: x.to(self.device) for k, x in init.items()})
         forward = _network(state, config, world)
+        if teacher is not None:
+            teacher = teacher.to(self.device).eval().requires_grad_(False)
         began, start, pending = time.perf_counter(), state.step, []
         steps = range(start, config.steps)
         show = progress and world.main
@@ -589,7 +610,9 @@ class _Run:
                 data, data_labels, config, state.generator, schedule, null
             )
             pending.append(
-                train_step(state, batch.share(world), schedule, config, forward, world)
+                train_step(
+                    state, batch.share(world), schedule, config, forward, world, teacher
+                )
             )
             if state.step % config.checkpoint_every == 0 or state.step == config.steps:
                 # losses stay on the device until a checkpoint: no per-step host sync

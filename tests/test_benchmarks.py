@@ -113,6 +113,7 @@ DATA_FILES = [
     "objective_grid.json",
     "solver_spread.json",
     "flow_model.json",
+    "one_step.json",
 ]
 
 
@@ -234,16 +235,21 @@ def test_the_growing_sweeps_add_points_to_their_file_and_keep_each_command(tmp_p
     assert grid_data["live_check"]["n"] == 64
 
 
+def run_for_json(script: str, args: list[str], out: Path) -> dict:
+    """Run benchmarks/<script> with args; the data file it wrote to out."""
+    result = subprocess.run(
+        [sys.executable, f"benchmarks/{script}", *args],
+        capture_output=True, text=True, cwd=ROOT, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return json.loads(out.read_text())
+
+
 def test_the_flow_model_benchmark_scores_each_kind_of_point(tmp_path):
     out = tmp_path / "flow.json"
     args = ["--n", "10", "--sweep-n", "10", "--heun-steps", "1", "--euler-steps", "1",
             "--guided-steps", "1", "--scales", "0", "--json", str(out)]  # fmt: skip
-    result = subprocess.run(
-        [sys.executable, "benchmarks/flow_model.py", *args],
-        capture_output=True, text=True, cwd=ROOT, timeout=600,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    data = json.loads(out.read_text())
+    data = run_for_json("flow_model.py", args, out)
     kinds = [(p["kind"], p["method"], p["calls"], p["scale"]) for p in data["points"]]
     assert kinds == [
         ("unconditional", "heun", 1, None),
@@ -253,4 +259,24 @@ def test_the_flow_model_benchmark_scores_each_kind_of_point(tmp_path):
         ("guided", "heun", 1, 0.0),
     ]
     assert all(0 <= p["right_digit"] <= 1 for p in data["points"][2:])
+    assert data["live_check"]["n"] == 64 and data["live_check"]["fd_mnist"] > 0
+
+
+def test_the_one_step_benchmark_scores_each_model_at_each_call_count(tmp_path):
+    out = tmp_path / "one_step.json"
+    args = ["--n", "10", "--calls", "1", "2", "--teacher-steps", "1",
+            "--json", str(out)]  # fmt: skip
+    data = run_for_json("one_step.py", args, out)
+    points = [(p["model"], p["method"], p["calls"]) for p in data["points"]]
+    assert points == [
+        ("mnist-flow", "heun", 1),
+        ("mnist-meanflow", "flow-map", 1),
+        ("mnist-meanflow-distil", "flow-map", 1),
+        ("mnist-flow", "euler", 1),
+        ("mnist-meanflow", "flow-map", 2),
+        ("mnist-meanflow-distil", "flow-map", 2),
+        ("mnist-flow", "euler", 2),
+    ]
+    # one call of the two one-step models differs: each point samples its own model
+    assert data["points"][1]["fd_mnist"] != data["points"][2]["fd_mnist"]
     assert data["live_check"]["n"] == 64 and data["live_check"]["fd_mnist"] > 0

@@ -186,8 +186,8 @@ def test_the_javascript_sampler_mirrors_functions_that_exist():
 
     source = (ROOT / "_static" / "ddpm" / "sampler.mjs").read_text(encoding="utf-8")
     mirrored = re.findall(
-        r"^// (sampling|guidance|diffusion|interpolation|noise|solvers|objectives)"
-        r"\.(\w+)",
+        r"^// (sampling|guidance|diffusion|interpolation|noise|solvers|objectives"
+        r"|flow_map)\.(\w+)",
         source,
         flags=re.MULTILINE,
     )
@@ -204,6 +204,7 @@ def test_the_javascript_sampler_mirrors_functions_that_exist():
         "heun_update",
         "flow_trajectory_from",
     }, mirrored
+    assert ("flow_map", "flow_map_trajectory") in mirrored, mirrored
 
 
 def test_the_browser_page_describes_the_reference_case_that_is_exported():
@@ -223,3 +224,11 @@ def test_the_browser_page_describes_the_reference_case_that_is_exported():
         f"$w = {flow['scale']:g}$ and Heun's {flow['num_steps']} steps on the straight path"
     )
     assert flow["sampler"] == "heun" and described in text, described
+    one, two = site_models.REFERENCE_FLOW_MAP, site_models.REFERENCE_FLOW_MAP_2
+    assert one["labels"] == two["labels"] == flow["labels"]  # "the same two digits"
+    assert (one["num_steps"], two["num_steps"]) == (1, 2)
+    described = (
+        f"samples the same {words[len(one['labels'])]} digits at $w = {one['scale']:g}$ "
+        "with one flow-map step and again with two"
+    )
+    assert one["scale"] == two["scale"] == 1 and described in text, described

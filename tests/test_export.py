@@ -226,8 +226,8 @@ def test_the_site_files_are_exported_again_only_when_their_stamp_changes(
         "export_onnx",
         lambda model, path, half_weights: exports.append(path),
     )
-    monkeypatch.setattr(
-        site_models, "onnx_eps_model", lambda path: lambda x, t, y: torch.zeros_like(x)
+    monkeypatch.setattr(  # (x, t, y), (x, r, y) or (x, s, r, y)
+        site_models, "onnx_eps_model", lambda path: lambda x, *rest: torch.zeros_like(x)
     )
     monkeypatch.setattr(
         site_models,
@@ -244,10 +244,13 @@ def test_the_site_files_are_exported_again_only_when_their_stamp_changes(
         "REFERENCE_FLOW",
         dict(sampler="heun", labels=[1], scale=0.0, num_steps=2, seed=0),
     )
-    assert site_models.export_site_models(tmp_path) and len(exports) == 2
+    assert site_models.export_site_models(tmp_path) and len(exports) == 3
     assert {p.name for p in tmp_path.iterdir()} == {
         "mnist_flow.json",
         "mnist_flow.reference_heun.json",
+        "mnist_meanflow.json",
+        "mnist_meanflow.reference_flow_map.json",
+        "mnist_meanflow.reference_flow_map_2.json",
         "mnist_ddpm.json",
         "mnist_ddpm.reference.json",
         "mnist_ddpm.reference_dpm_solver.json",
@@ -259,17 +262,41 @@ def test_the_site_files_are_exported_again_only_when_their_stamp_changes(
         ["x_r", "r", "y"],
         "nu",
     )
+    meanflow = json.loads((tmp_path / "mnist_meanflow.json").read_text())
+    assert (meanflow["objective"], meanflow["inputs"], meanflow["output"]) == (
+        "meanflow",
+        ["x_r", "s", "r", "y"],
+        "u",
+    )
+    two = json.loads(
+        (tmp_path / "mnist_meanflow.reference_flow_map_2.json").read_text()
+    )
+    assert (two["sampler"], two["num_steps"], two["scale"]) == ("flow-map", 2, 1.0)
     solver = json.loads((tmp_path / "mnist_ddpm.reference_dpm_solver.json").read_text())
     assert solver["sampler"] == "dpm-solver++" and solver["tolerance"] == (
         site_models.TOLERANCE
     )
     assert (
-        not site_models.export_site_models(tmp_path) and len(exports) == 2
+        not site_models.export_site_models(tmp_path) and len(exports) == 3
     )  # stamp current: nothing written
     monkeypatch.setattr(
         site_models, "TOLERANCE", {"onnx": 1e-3}
     )  # any input of the stamp: here the reference case
-    assert site_models.export_site_models(tmp_path) and len(exports) == 4
+    assert site_models.export_site_models(tmp_path) and len(exports) == 6
+
+
+def test_the_site_files_stamp_covers_the_flow_map_module(tmp_path, monkeypatch):
+    import shutil
+
+    from tools import site_models
+
+    package = tmp_path / "ddpm_lite"
+    shutil.copytree(site_models.PACKAGE, package)
+    monkeypatch.setattr(site_models, "PACKAGE", package)
+    before = site_models.stamp()
+    with (package / "flow_map.py").open("a") as f:
+        f.write("# the one-step sampler changed\n")
+    assert site_models.stamp() != before
 
 
 @pytest.fixture(scope="module")
@@ -317,3 +344,128 @@ def test_the_flow_reference_run_records_only_x_1_and_replays_to_its_samples(
     assert torch.equal(sample.reshape(-1), torch.tensor(record["samples"]["torch"]))
     with pytest.raises(ValueError, match="heun has no eta"):
         reference_run({"torch": flow_model}, 10, (1, 28, 28), schedule, **case, eta=0)
+
+
+def tiny_meanflow_model():
+    """A small class-conditional U-Net with a second time (`UNetConfig.time_gap`) as
+    u_theta(x, s, r, y), perturbed so that its zero-initialised layers (the gap's too)
+    are not zero."""
+    from ddpm_lite.flow_map import AverageVelocityNet
+    from ddpm_lite.unet import UNet, UNetConfig
+
+    torch.manual_seed(0)
+    config = UNetConfig(base_channels=8, channel_mults=(1, 2), num_res_blocks=1,
+                        attention_resolutions=(14,), groups=4, dropout=0.0,
+                        num_classes=10, time_gap=True)  # fmt: skip
+    model = AverageVelocityNet(UNet(config)).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return model
+
+
+@pytest.fixture(scope="module")
+def meanflow_model():
+    return tiny_meanflow_model()
+
+
+@pytest.fixture(scope="module")
+def meanflow_onnx(meanflow_model, tmp_path_factory):
+    return export_onnx(meanflow_model, tmp_path_factory.mktemp("mf") / "u.onnx")
+
+
+def test_a_meanflow_model_exports_with_its_two_times_and_matches_pytorch(
+    meanflow_model, meanflow_onnx
+):
+    runtime = ort.InferenceSession(
+        str(meanflow_onnx), providers=["CPUExecutionProvider"]
+    )
+    assert [i.name for i in runtime.get_inputs()] == ["x_r", "s", "r", "y"]
+    assert [o.name for o in runtime.get_outputs()] == ["u"]
+    g = torch.Generator().manual_seed(0)
+    for batch in (1, 3):  # the batch dimension is dynamic
+        x = torch.randn(batch, 1, 28, 28, generator=g)
+        y = torch.randint(0, 11, (batch,), generator=g)  # 10: the "no label" token
+        for s, r in ((0.0, 1.0), (0.5, 1.0), (0.0, 0.5), (0.3, 0.3)):
+            s_, r_ = torch.full((batch,), s), torch.full((batch,), r)
+            with torch.no_grad():
+                expected = meanflow_model(x, s_, r_, y)
+            # float32 throughout: only the order of operations differs (the float32
+            # exports above: ~1e-6)
+            error = (run(meanflow_onnx, x, s_, r_, y) - expected).abs().max().item()
+            assert error < 1e-4, (batch, s, r, error)
+    # the file reads s (through the gap r - s), not only r
+    x, y = torch.randn(2, 1, 28, 28, generator=g), torch.tensor([3, 7])
+    r = torch.ones(2)
+    assert not torch.allclose(run(meanflow_onnx, x, 0 * r, r, y),
+                              run(meanflow_onnx, x, 0.5 * r, r, y))  # fmt: skip
+
+
+@pytest.mark.parametrize("num_steps", [1, 2])
+def test_the_flow_map_reference_run_records_x_1_and_the_steps_of_u(
+    meanflow_model, meanflow_onnx, num_steps
+):
+    from ddpm_lite.export import reference_run
+
+    u = onnx_eps_model(meanflow_onnx)
+    case = dict(labels=[3, 7], scale=1.0, num_steps=num_steps, seed=1)
+    record = reference_run({"torch": meanflow_model, "onnx": u}, 10, (1, 28, 28),
+                           None, **case, sampler="flow-map")  # fmt: skip
+    grid = [1.0, 0.0] if num_steps == 1 else [1.0, 0.5, 0.0]
+    assert record["timesteps"] == grid and record["spacing"] == "even r"
+    assert record["noise"] == [] and record["clip_denoised"] is False
+    x_1 = torch.randn(2, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(torch.tensor(record["x_T"]), x_1.reshape(-1))
+    # Each step by hand, x_s = x_r - (r - s) u(x_r, s, r, y), on the grid written out:
+    # independent of flow_map_trajectory's loop.
+    y, x = torch.tensor([3, 7]), x_1
+    with torch.no_grad():
+        for r, s in zip(grid, grid[1:]):
+            x = x - (r - s) * meanflow_model(x, torch.full((2,), s),
+                                             torch.full((2,), r), y)  # fmt: skip
+    # the same float32 operations (the grid's times are exact binary fractions, and
+    # x + (s - r) u is x - (r - s) u): bit for bit
+    sample = torch.tensor(record["samples"]["torch"])
+    assert torch.equal(sample, x.reshape(-1))
+    onnx = torch.tensor(record["samples"]["onnx"])
+    assert (onnx - sample).abs().max() < 1e-4  # float32 export, as above
+
+
+def test_the_flow_map_reference_run_refuses_guidance_and_eta(meanflow_model):
+    from ddpm_lite.export import reference_run
+
+    case = dict(labels=[3, 7], num_steps=1, seed=1, sampler="flow-map")
+    with pytest.raises(ValueError, match="w = 1 only"):
+        reference_run({"torch": meanflow_model}, 10, (1, 28, 28), None, scale=2.0,
+                      **case)  # fmt: skip
+    with pytest.raises(ValueError, match="no eta"):
+        reference_run({"torch": meanflow_model}, 10, (1, 28, 28), None, scale=1.0,
+                      eta=0.0, **case)  # fmt: skip
+
+
+def test_the_command_exports_a_meanflow_checkpoint(meanflow_model, tmp_path, capsys):
+    import json
+    from dataclasses import asdict
+
+    from ddpm_lite.__main__ import main
+    from ddpm_lite.checkpoint import save_checkpoint
+
+    weights = {f"ema.{k}": v for k, v in meanflow_model.net.state_dict().items()}
+    recipe = {"schedule": "linear", "T": 1000, "objective": "meanflow"}
+    info = {"unet_config": asdict(meanflow_model.config), "train_config": recipe}
+    save_checkpoint(tmp_path / "checkpoint-0000001", weights, info)
+    out = tmp_path / "web" / "u.onnx"
+    main(["export-onnx", str(tmp_path), "--out", str(out)])
+    assert "wrote" in capsys.readouterr().out
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert (record["objective"], record["inputs"], record["output"]) == (
+        "meanflow",
+        ["x_r", "s", "r", "y"],
+        "u",
+    )
+    x = torch.randn(2, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    s, r = torch.tensor([0.0, 0.25]), torch.tensor([1.0, 0.75])
+    y = torch.tensor([3, 10])  # 10: the "no label" token
+    with torch.no_grad():
+        expected = meanflow_model(x, s, r, y)
+    assert (run(out, x, s, r, y) - expected).abs().max() < 1e-4  # float32, as above

@@ -223,3 +223,20 @@ def test_the_adaptive_weight_divides_each_examples_error_by_its_own_size():
     loss = meanflow_loss(net, x0, eps, s, r, weight_power=1.0)
     torch.testing.assert_close(loss, expected)
     assert torch.isclose(meanflow_loss(net, x0, eps, s, r), error.mean())
+
+
+def test_the_jvp_runs_through_attention_whose_fused_kernel_has_no_forward_mode():
+    import torch.nn.functional as F
+
+    # contiguous float32 (B, 1, L, d): the CPU's flash kernel, no forward-mode rule
+    q = torch.randn(2, 1, 49, 32)
+
+    def u_model(x, s, r):
+        h = F.scaled_dot_product_attention(x, x, x)
+        return h * (r - s).reshape(-1, 1, 1, 1)
+
+    with pytest.raises(NotImplementedError, match="forward AD"):
+        torch.func.jvp(lambda x: F.scaled_dot_product_attention(x, x, x), (q,), (q,))
+    s, r = torch.tensor([0.1, 0.2]), torch.tensor([0.5, 0.9])
+    u, u_target = meanflow_target(u_model, q, s, r, torch.randn_like(q))
+    assert u.shape == u_target.shape == q.shape and torch.isfinite(u_target).all()

@@ -108,8 +108,9 @@ def test_help_exits_cleanly(command, capsys):
         (["sample"], "one of the arguments checkpoint --pretrained is required"),
         (
             ["sample", "--pretrained", "cifar"],
-            "argument --pretrained: must be one of mnist-flow, mnist-ddpm (with "
-            "--label for a digit; or mnist-flow-cond, mnist-ddpm-cond), got 'cifar'",
+            "argument --pretrained: must be one of mnist-flow, mnist-meanflow, "
+            "mnist-meanflow-distil, mnist-ddpm (with --label for a digit; or "
+            "mnist-flow-cond, mnist-ddpm-cond), got 'cifar'",
         ),
         (
             ["sample", "--pretrained", "mnist-flow-cond"],
@@ -476,11 +477,24 @@ def test_meanflow_warm_starts_from_a_flow_run_and_samples_in_one_call(tmp_path, 
     assert code == 2 and "w = 1 only" in err
     code, _, err = exits(["sample", str(meanflow), "--sampler", "heun"], capsys)
     assert code == 2 and "objective 'meanflow'" in err
+    # distillation: the flow run's velocity in the target, named in the sidecar
+    distil = tmp_path / "distil"
+    main([*TRAIN_ARGS, *steps, "--objective", "meanflow", "--teacher",
+          str(flow / "checkpoint-0000002"), "--out", str(distil)])  # fmt: skip
+    sidecar = json.loads((distil / "checkpoint-0000002.json").read_text())
+    assert sidecar["teacher"].startswith(str(flow / "checkpoint-0000002"))
+    assert "sha256" in sidecar["teacher"] and sidecar["init_from"] is None
+    code, _, err = exits([*TRAIN_ARGS, *steps, "--objective", "meanflow", "--teacher",
+                          str(meanflow / "checkpoint-0000002"), "--out",
+                          str(tmp_path / "no")], capsys)  # fmt: skip
+    assert code == 2 and "is not a flow model" in err
 
 
 def test_flow_fraction_without_meanflow_is_an_error(capsys):
     code, _, err = exits([*TRAIN_ARGS, "--flow-fraction", "0.5"], capsys)
     assert code == 2 and "--flow-fraction is for --objective meanflow" in err
+    code, _, err = exits([*TRAIN_ARGS, "--teacher", "mnist-flow"], capsys)
+    assert code == 2 and "--teacher is for --objective meanflow" in err
 
 
 def test_label_on_an_unconditional_checkpoint_is_an_error(tmp_path, capsys):

@@ -655,6 +655,71 @@ def test_the_browser_flow_sampler_agrees_with_the_python_one(visit):
         assert max_diff <= reference["tolerance"][name], result.inner_text()
 
 
+@pytest.mark.parametrize("prefix,calls", [("one-step", 1), ("two-steps", 2)])
+def test_the_browser_flow_map_sampler_agrees_with_the_python_one(visit, prefix, calls):
+    name = "reference_flow_map" + ("_2" if calls == 2 else "")
+    reference = json.loads((MODELS / f"mnist_meanflow.{name}.json").read_text())
+    assert reference["sampler"] == "flow-map" and reference["num_steps"] == calls
+    assert reference["scale"] == 1 and reference["spacing"] == "even r"
+    v = visit(BROWSER_PAGE)
+    v.page.select_option("#ddpm-model", "mnist-meanflow")
+    press(v.page, "#ddpm-check")
+    assert_clean(v)
+    result = v.page.locator("#ddpm-check-result")
+    text = result.inner_text()
+    assert result.get_attribute(f"data-{prefix}-same-steps") == "true", text
+    assert result.get_attribute(f"data-{prefix}-agrees") == "true", text
+    assert result.get_attribute("data-ok") == "true", text
+    assert f"{calls} network call{'s' * (calls > 1)}, guidance scale 1;" in text, text
+    # The tolerances of the other samplers (tools/site_models.py).
+    for model in ("onnx", "torch"):
+        max_diff = float(result.get_attribute(f"data-{prefix}-max-diff-{model}"))
+        assert max_diff <= reference["tolerance"][model], text
+
+
+def test_the_one_step_model_samples_at_w_1_from_noise_in_one_call_by_default(visit):
+    import torch
+
+    v = visit(BROWSER_PAGE)
+    page = v.page
+    enabled = lambda select: page.evaluate(  # noqa: E731
+        f"() => Array.from(document.querySelector('{select}').options)"
+        ".filter((o) => !o.disabled).map((o) => o.value)"
+    )
+    page.select_option("#ddpm-start", "digit")
+    page.select_option("#ddpm-model", "mnist-meanflow")
+    assert enabled("#ddpm-sampler") == ["flow-map"]
+    assert enabled("#ddpm-start") == ["noise"]  # flow_map_trajectory starts at x_1
+    assert page.locator("#ddpm-start").input_value() == "noise"
+    page.select_option("#ddpm-digit", "7")
+    assert page.locator("#ddpm-scale").is_disabled()  # w = 1 only
+    steps = page.locator("#ddpm-steps")
+    assert (steps.input_value(), steps.get_attribute("max")) == ("1", "4")
+    status = press(page, "#ddpm-generate")
+    assert "16 digits (mnist-meanflow), 1 flow-map step, 1 network call:" in status
+    assert_clean(v)
+    # No x0_pred on the way: the x̂0 panel shows the sample itself, and nothing at x_1.
+    sevens = canvas_pixels(page, "#ddpm-x0")
+    assert torch.equal(sevens, canvas_pixels(page, "#ddpm-xt"))
+    set_value(page, "#ddpm-scrub", 0)
+    assert "r = 1.000" in page.locator("#ddpm-scrub-label").inner_text()
+    assert (canvas_pixels(page, "#ddpm-x0") == -1).all()  # cleared
+    # The digit reaches the network: the same seed's x_1 with other labels.
+    page.select_option("#ddpm-digit", "random")
+    press(page, "#ddpm-generate")
+    assert (canvas_pixels(page, "#ddpm-x0") - sevens).abs().mean() > 0.05
+    set_value(page, "#ddpm-steps", 4)
+    status = press(page, "#ddpm-generate")
+    assert "4 flow-map steps, 4 network calls:" in status, status
+    assert page.locator("#ddpm-scrub").get_attribute("max") == "4"
+    # Each model keeps its own steps: the flow model's default, then the 4 chosen here.
+    page.select_option("#ddpm-model", "mnist-flow")
+    assert (steps.input_value(), steps.get_attribute("max")) == ("10", "100")
+    assert not page.locator("#ddpm-scale").is_disabled()
+    page.select_option("#ddpm-model", "mnist-meanflow")
+    assert steps.input_value() == "4"
+
+
 def test_the_javascript_even_grid_is_torch_linspace(visit):
     import torch
 

@@ -482,3 +482,40 @@ def test_warm_start_refuses_weights_of_another_shape(tmp_path):
     with pytest.raises(ValueError, match="unexpected"):
         warm_start(state, other)
     warm_start(state, UNet(replace(MEANFLOW_NET, time_gap=False)).state_dict())
+
+
+def test_a_teacher_gives_meanflow_its_velocity_at_the_batch_s_times_and_labels():
+    import copy
+
+    from ddpm_lite.flow_map import meanflow_loss, u_theta
+
+    net = replace(MEANFLOW_NET, num_classes=10)
+    config = replace(MEANFLOW, flow_fraction=0.5)
+    state = TrainState.create(net, config, torch.device("cpu"))
+    before = copy.deepcopy(state.model)
+    g = torch.Generator().manual_seed(0)
+    schedule = NoiseSchedule(make_betas("linear", 10))
+    labels = torch.arange(8) % 10
+    images = torch.rand(8, 1, 28, 28) * 2 - 1
+    batch = draw_batch(images, labels, config, g, schedule, 10)
+    calls = []
+
+    def teacher(x, r, y):
+        calls.append((r, y))
+        return 0.5 * x  # any velocity other than eps - x0
+
+    loss = train_step(state, batch, schedule, config, teacher=teacher)
+    assert len(calls) == 1
+    assert torch.equal(calls[0][0], batch.t) and torch.equal(calls[0][1], batch.y)
+    expected = meanflow_loss(
+        lambda x, s, r: u_theta(before, x, s, r, batch.y),
+        batch.x0, batch.eps, batch.s, batch.t, teacher=lambda x, r: 0.5 * x,
+    )  # fmt: skip
+    assert torch.allclose(loss, expected, rtol=1e-5)
+
+
+def test_a_teacher_is_refused_without_meanflow(tmp_path):
+    config = replace(PRESETS["tiny"].train, objective="flow")
+    with pytest.raises(ValueError, match="a teacher is for objective 'meanflow'"):
+        train(PRESETS["tiny"].unet, config, torch.zeros(4, 1, 28, 28), tmp_path,
+              progress=False, teacher=torch.nn.Identity())  # fmt: skip

@@ -44,6 +44,8 @@ KEPT = (
     "code_version",
     "torch",
     "metrics",
+    "init_from",  # a warm start's source and its SHA-256
+    "teacher",  # a distilled model's teacher and its SHA-256
 )
 
 

@@ -3,14 +3,17 @@
     python tools/site_models.py _static/models      (run by `make book`, before the build)
 
 Writes into the directory (ignored by git; Jupyter Book copies _static/ into the site):
-- mnist_flow.onnx, mnist_ddpm.onnx: the shipped U-Nets (flow matching's velocity model,
-  the page's default, and DDPM's eps-model), float16 weights, float32 compute
+- mnist_flow.onnx, mnist_meanflow.onnx, mnist_ddpm.onnx: the shipped U-Nets (flow
+  matching's velocity model, the page's default; the one-step model's average velocity
+  u(x_r, s, r, y); DDPM's eps-model), float16 weights, float32 compute
   (ddpm_lite.export);
-- mnist_flow.json, mnist_ddpm.json: the objective, T, every alpha_bar_t, the inputs and
-  output, the "no label" token, and a stamp;
+- mnist_flow.json, mnist_meanflow.json, mnist_ddpm.json: the objective, T, every
+  alpha_bar_t, the inputs and output, the "no label" token, and a stamp;
 - mnist_flow.reference_heun.json: one run of the package's straight-path Heun steps with
   guidance (its x_1 and its samples with the PyTorch model and with this ONNX file),
   which the page replays to check its JavaScript sampler against the Python one;
+- mnist_meanflow.reference_flow_map.json, mnist_meanflow.reference_flow_map_2.json: the
+  same for the flow-map steps (flow_map.flow_map_trajectory) at w = 1, 1 and 2 calls;
 - mnist_ddpm.reference.json, mnist_ddpm.reference_dpm_solver.json: the same for DDIM
   (with its step noise) and DPM-Solver++(2M) (solvers.py), which draws only x_T;
 - mnist_test_digits.json: the first 16 test digits of the shipped MNIST subset, in [-1, 1].
@@ -49,6 +52,7 @@ SOURCES = (
     "schedules.py",
     "solvers.py",  # the DPM-Solver++(2M) and Heun reference runs
     "objectives.py",  # the flow model's time scale
+    "flow_map.py",  # the one-step model's net and its flow-map reference runs
     "data.py",
 )
 # The fixed case the page replays: two digits, 10 DDIM steps with step noise, guidance on.
@@ -60,6 +64,12 @@ REFERENCE_SOLVER = dict(
 )
 # The flow model with the page's default, Heun's 10 steps on the straight path (19 calls).
 REFERENCE_FLOW = dict(sampler="heun", labels=[3, 7], scale=2.0, num_steps=10, seed=0)
+# The one-step model at its default, 1 call, and at 2 calls (the second step starts
+# inside the path, at r = 0.5); w = 1, the only scale it samples at.
+REFERENCE_FLOW_MAP = dict(
+    sampler="flow-map", labels=[3, 7], scale=1.0, num_steps=1, seed=0
+)
+REFERENCE_FLOW_MAP_2 = dict(REFERENCE_FLOW_MAP, num_steps=2)
 
 
 def site_models() -> dict:
@@ -68,6 +78,13 @@ def site_models() -> dict:
         "mnist-flow-cond": (
             "mnist_flow",
             {"mnist_flow.reference_heun.json": REFERENCE_FLOW},
+        ),
+        "mnist-meanflow": (
+            "mnist_meanflow",
+            {
+                "mnist_meanflow.reference_flow_map.json": REFERENCE_FLOW_MAP,
+                "mnist_meanflow.reference_flow_map_2.json": REFERENCE_FLOW_MAP_2,
+            },
         ),
         "mnist-ddpm-cond": (
             "mnist_ddpm",
@@ -83,6 +100,7 @@ def site_models() -> dict:
 # with the browser's own model file ("onnx": only the sampler's code and the runtime's kernels differ) and with
 # the PyTorch model ("torch": the browser's weights are float16 too). Measured in headless Chromium for the
 # DDPM samplers and for the flow model's Heun run: see the README; the tolerances are several times those values.
+# The flow map's runs (1 and 2 calls of the one-step model) are held to the same tolerances.
 TOLERANCE = {"onnx": 5e-4, "torch": 5e-2}
 
 
@@ -94,7 +112,12 @@ def stamp() -> str:
     for source in SOURCES:
         digest.update((PACKAGE / source).read_bytes())
     digest.update(Path(__file__).read_bytes())  # this file decides what is written
-    cases = {"ddim": REFERENCE, "solver": REFERENCE_SOLVER, "flow": REFERENCE_FLOW}
+    cases = {
+        "ddim": REFERENCE,
+        "solver": REFERENCE_SOLVER,
+        "flow": REFERENCE_FLOW,
+        "flow_map": [REFERENCE_FLOW_MAP, REFERENCE_FLOW_MAP_2],
+    }
     digest.update(
         json.dumps({**cases, "tolerance": TOLERANCE}, sort_keys=True).encode()
     )

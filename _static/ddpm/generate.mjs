@@ -3,7 +3,7 @@
 // fetched when the reader first presses a button.
 import {
   RecordedNoise, SeededNormal, classifierFreeGuidance, ddimTimesteps, ddimTrajectoryFrom, dpmSolverTrajectoryFrom,
-  evenGrid, flowTrajectoryFrom, logSnrTimesteps, qSample, slerp, straightSample,
+  evenGrid, flowMapTrajectory, flowTrajectoryFrom, logSnrTimesteps, qSample, slerp, straightSample,
 } from "./sampler.mjs";
 
 const ORT = "https://cdn.jsdelivr.net/npm/onnxruntime-web@1.30.0/dist/";
@@ -15,19 +15,34 @@ const INTEGRITY = {
 };
 const MODELS = new URL("../models/", import.meta.url);
 const GRID = 16; // digits per run, shown 4 x 4
-const SAMPLER_NAMES = { ddim: "DDIM", "dpm-solver++": "DPM-Solver++(2M)", heun: "Heun", euler: "Euler" };
-// The two shipped models: their files, the samplers each can use (the first is the default), and the recorded
-// runs of the Python samplers the check replays: file, sampler, and the prefix of the result's data attributes
-// (DDIM: data-max-diff-onnx, data-same-steps, data-agrees; 2M: data-solver-max-diff-onnx, ...; Heun: data-flow-…).
+const SAMPLER_NAMES = {
+  ddim: "DDIM", "dpm-solver++": "DPM-Solver++(2M)", heun: "Heun", euler: "Euler", "flow-map": "flow-map",
+};
+// The three shipped models: their files, the samplers each can use (the first is the default), the steps
+// slider's default and largest value, and the recorded runs of the Python samplers the check replays: file,
+// sampler, and the prefix of the result's data attributes (DDIM: data-max-diff-onnx, data-same-steps,
+// data-agrees; 2M: data-solver-max-diff-onnx, ...; Heun: data-flow-…; the flow map: data-one-step-…,
+// data-two-steps-…).
 const MODELS_ON_PAGE = {
   "mnist-flow": {
     stem: "mnist_flow",
     samplers: ["heun", "euler"],
+    steps: { value: 10, max: 100 },
     references: [{ file: "mnist_flow.reference_heun.json", sampler: "heun", prefix: "flow" }],
+  },
+  "mnist-meanflow": {
+    stem: "mnist_meanflow",
+    samplers: ["flow-map"],
+    steps: { value: 1, max: 4 },
+    references: [
+      { file: "mnist_meanflow.reference_flow_map.json", sampler: "flow-map", prefix: "oneStep" },
+      { file: "mnist_meanflow.reference_flow_map_2.json", sampler: "flow-map", prefix: "twoSteps" },
+    ],
   },
   "mnist-ddpm": {
     stem: "mnist_ddpm",
     samplers: ["ddim", "dpm-solver++"],
+    steps: { value: 10, max: 100 },
     references: [
       { file: "mnist_ddpm.reference.json", sampler: "ddim", prefix: "" },
       { file: "mnist_ddpm.reference_dpm_solver.json", sampler: "dpm-solver++", prefix: "solver" },
@@ -94,23 +109,34 @@ async function load() {
   return loaded;
 }
 
-// The network on a batch: eps_theta(x_t, t, y) with t a code index (int64), or for a flow model
-// nu_theta(x_r, r, y) with r in [0, 1] (float32), as the model's file names its inputs and output.
+// The network on a batch: eps_theta(x_t, t, y) with t a code index (int64); for a flow model nu_theta(x_r, r, y)
+// with r in [0, 1] (float32); for the meanflow model u_theta(x_r, s, r, y) with t = [s, r] (float32). As the
+// model's file names its inputs and output.
 function condModel({ ort, runtime, schedule }) {
   const size = schedule.image_size;
-  const [xName, tName, yName] = schedule.inputs;
-  const flow = schedule.objective === "flow";
+  const [xName, ...timeNames] = schedule.inputs.slice(0, -1);
+  const yName = schedule.inputs.at(-1);
+  const integer = schedule.objective === "eps";
   return async (xt, t, y) => {
     const batch = y.length;
-    const time = flow ? new ort.Tensor("float32", new Float32Array(batch).fill(t), [batch])
-      : new ort.Tensor("int64", new BigInt64Array(batch).fill(BigInt(t)), [batch]);
+    const times = [t].flat();
     const feeds = {
       [xName]: new ort.Tensor("float32", xt, [batch, 1, size, size]),
-      [tName]: time,
       [yName]: new ort.Tensor("int64", BigInt64Array.from(y, (v) => BigInt(v)), [batch]),
     };
+    timeNames.forEach((name, i) => {
+      feeds[name] = integer ? new ort.Tensor("int64", new BigInt64Array(batch).fill(BigInt(times[i])), [batch])
+        : new ort.Tensor("float32", new Float32Array(batch).fill(times[i]), [batch]);
+    });
     return (await runtime.run(feeds))[schedule.output].data;
   };
+}
+
+// flow_map.AverageVelocityNet with labels y: u(x, s, r) = u_theta(x, s, r, y), at w = 1 (one call has no second
+// prediction to mix).
+function averageVelocity(model, y) {
+  const cond = condModel(model);
+  return (x, s, r) => cond(x, [s, r], y);
 }
 
 function setStatus(state, text) {
@@ -161,7 +187,8 @@ function show(index) {
   const state = run.states[index];
   const size = loaded.schedule.image_size;
   draw($("ddpm-xt"), state.xt, GRID, size);
-  const x0 = state.x0Pred ?? run.x0;
+  // the flow map makes no x0_pred on the way: its last state, the sample, is its x_0
+  const x0 = state.x0Pred ?? (run.flowMap && state.t === 0 ? state.xt : run.x0);
   if (x0) draw($("ddpm-x0"), x0, GRID, size);
   else $("ddpm-x0").getContext("2d").clearRect(0, 0, $("ddpm-x0").width, $("ddpm-x0").height);
   const t = state.t;
@@ -197,8 +224,12 @@ function mostLogSnrSteps(alphaBars, tStart, wanted) {
 
 // The chosen sampler from xt at tStart: DDIM (eta, its step noise from `noise`) or DPM-Solver++(2M), which draws
 // no noise, one network call per step; or for a flow model Heun's or Euler's steps from r = tStart. All clip
-// x0_pred to [-1, 1].
+// x0_pred to [-1, 1]. The flow map (epsModel: u(x, s, r)) starts from x_1 (tStart 1) and clips nothing.
 function trajectory(sampler, epsModel, alphaBars, xt, tStart, noise, numSteps, eta, clipDenoised) {
+  if (sampler === "flow-map") {
+    if (tStart !== 1) throw new RangeError(`the flow map starts from x_1 (r = 1), got r = ${tStart}`);
+    return flowMapTrajectory(epsModel, xt, numSteps);
+  }
   if (sampler === "heun" || sampler === "euler") {
     return flowTrajectoryFrom(epsModel, xt, tStart, numSteps, sampler, clipDenoised);
   }
@@ -208,6 +239,7 @@ function trajectory(sampler, epsModel, alphaBars, xt, tStart, noise, numSteps, e
 
 // solvers.network_calls: Heun's last step is Euler's, so numSteps Heun steps call the network 2 numSteps - 1 times.
 const networkCalls = (sampler, numSteps) => (sampler === "heun" ? 2 * numSteps - 1 : numSteps);
+const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
 async function generate() {
   const s = settings();
@@ -218,7 +250,7 @@ async function generate() {
   const size = schedule.image_size;
   const n = GRID * size * size;
   const noise = new SeededNormal(s.seed);
-  const flow = schedule.objective === "flow";
+  const flow = schedule.objective !== "eps"; // the straight path's time r, for the flow and meanflow models
   // Noising a digit: DDPM's q(x_t | x_0) at code index t - 1 (the slider shows the paper's t = 1..T), or the
   // straight path at r = t / T.
   const noised = (x, eps) => (flow ? straightSample(x, s.tStart / schedule.T, eps)
@@ -269,8 +301,10 @@ async function generate() {
   const labels = s.digit === "any" ? new Int32Array(GRID).fill(schedule.null_label)
     : s.digit === "random" ? Int32Array.from({ length: GRID }, () => Math.floor(10 * digitSource.uniform()))
       : new Int32Array(GRID).fill(s.digit);
-  const epsModel = classifierFreeGuidance(condModel(loaded), labels, schedule.null_label, s.digit === "any" ? 0 : s.scale);
-  run = { states: [], x0, flow };
+  const flowMap = s.sampler === "flow-map"; // its labels at w = 1; "any" is the "no label" token at w = 1
+  const epsModel = flowMap ? averageVelocity(loaded, labels)
+    : classifierFreeGuidance(condModel(loaded), labels, schedule.null_label, s.digit === "any" ? 0 : s.scale);
+  run = { states: [], x0, flow, flowMap };
   $("ddpm-scrub").disabled = true;
   const progress = $("ddpm-progress");
   progress.max = numSteps;
@@ -289,7 +323,8 @@ async function generate() {
   Object.assign(scrub, { min: 0, max: run.states.length - 1, value: run.states.length - 1, disabled: false });
   $("ddpm-status").dataset.loadSeconds = loaded.seconds.toFixed(3);
   const calls = networkCalls(s.sampler, numSteps);
-  setStatus("done", `${GRID} digits (${s.model}), ${numSteps} ${samplerName} steps, ${calls} network calls${note}: ` +
+  setStatus("done", `${GRID} digits (${s.model}), ${plural(numSteps, samplerName + " step")}, ` +
+    `${plural(calls, "network call")}${note}: ` +
     `${seconds.toFixed(1)} s ` +
     `(${loaded.threads} WebAssembly thread${loaded.threads > 1 ? "s" : ""}; runtime and model loaded in ${loaded.seconds.toFixed(1)} s). ` +
     "Drag the slider below the images to go back through the run.");
@@ -302,11 +337,14 @@ async function replay({ file, sampler, prefix }, schedule, result) {
   const name = SAMPLER_NAMES[sampler];
   setStatus("running", `Replaying the Python sampler's noise through ${name}…`);
   const labels = Int32Array.from(reference.labels);
-  const epsModel = classifierFreeGuidance(condModel(loaded), labels, schedule.null_label, reference.scale);
+  const flowMap = sampler === "flow-map";
+  if (flowMap && reference.scale !== 1) throw new Error(`the flow map samples at w = 1, not ${reference.scale}`);
+  const epsModel = flowMap ? averageVelocity(loaded, labels)
+    : classifierFreeGuidance(condModel(loaded), labels, schedule.null_label, reference.scale);
   const noise = new RecordedNoise([reference.x_T, ...reference.noise]);
   const xT = noise.randn(reference.x_T.length);
   let last = null;
-  const flow = sampler === "heun" || sampler === "euler";
+  const flow = sampler === "heun" || sampler === "euler" || flowMap;
   const tStart = flow ? 1 : schedule.T - 1;
   for await (const state of trajectory(sampler, epsModel, schedule.alphaBars, xT, tStart, noise,
     reference.num_steps, reference.eta, reference.clip_denoised)) last = state;
@@ -316,10 +354,10 @@ async function replay({ file, sampler, prefix }, schedule, result) {
   const sameSteps = timesteps.length === reference.timesteps.length &&
     timesteps.every((t, i) => Math.abs(t - reference.timesteps[i]) <= 1e-12);
   const how = sampler === "ddim" ? `${reference.num_steps} DDIM steps, η = ${reference.eta}`
-    : flow ? `${reference.num_steps} ${name} steps on the straight path (even in r)`
+    : flow ? `${plural(reference.num_steps, name + " step")} on the straight path (even in r)`
       : `${reference.num_steps} ${name} steps (log-SNR spacing)`;
   const calls = networkCalls(sampler, reference.num_steps);
-  const lines = [`Digits ${reference.labels.join(", ")}, ${how}, ${calls} network calls, ` +
+  const lines = [`Digits ${reference.labels.join(", ")}, ${how}, ${plural(calls, "network call")}, ` +
     `guidance scale ${reference.scale}; time steps ${sameSteps ? "identical" : "DIFFERENT"}.`];
   let agree = sameSteps;
   const against = { onnx: "Python sampler, this page's model file (onnxruntime)", torch: "Python sampler, PyTorch model" };
@@ -335,7 +373,8 @@ async function replay({ file, sampler, prefix }, schedule, result) {
   }
   result.dataset[key("sameSteps")] = String(sameSteps);
   result.dataset[key("agrees")] = String(agree);
-  return { name, agree, lines, browser: last.xt, python: reference.samples.torch };
+  const label = flowMap ? `${name}, ${plural(reference.num_steps, "step")}` : name; // two runs of one sampler
+  return { name: label, agree, lines, browser: last.xt, python: reference.samples.torch };
 }
 
 // Replay the recorded runs of the chosen model's Python samplers and compare the samples.
@@ -388,17 +427,30 @@ function bindOutputs() {
     update();
   }
   // The samplers the chosen model can use: the others are disabled, and a sampler the model cannot use becomes
-  // the model's default.
+  // the model's default. Each model keeps its own number of steps, within its range.
+  const stepsChosen = {};
+  let shown = null;
   const models = () => {
-    const { samplers } = MODELS_ON_PAGE[$("ddpm-model").value];
+    const name = $("ddpm-model").value;
+    const { samplers, steps } = MODELS_ON_PAGE[name];
     for (const option of $("ddpm-sampler").options) option.disabled = !samplers.includes(option.value);
     if (!samplers.includes($("ddpm-sampler").value)) $("ddpm-sampler").value = samplers[0];
+    if (shown !== name) {
+      if (shown) stepsChosen[shown] = $("ddpm-steps").value;
+      Object.assign($("ddpm-steps"), { max: steps.max, value: stepsChosen[name] ?? steps.value });
+      $("ddpm-steps").dispatchEvent(new Event("input"));
+      shown = name;
+    }
     $("ddpm-check-result").innerText = ""; // the last check was of the other model
     $("ddpm-check-figure").style.display = "none";
     modes();
   };
   const modes = () => {
-    $("ddpm-scale").disabled = $("ddpm-digit").value === "any";
+    // The flow map samples at w = 1 only, from noise x_1 only (flow_map.flow_map_trajectory).
+    const flowMap = $("ddpm-sampler").value === "flow-map";
+    $("ddpm-scale").disabled = $("ddpm-digit").value === "any" || flowMap;
+    for (const option of $("ddpm-start").options) option.disabled = flowMap && option.value !== "noise";
+    if (flowMap) $("ddpm-start").value = "noise";
     const start = $("ddpm-start").value;
     $("ddpm-t").disabled = start === "noise";
     $("ddpm-from").disabled = $("ddpm-to").disabled = start !== "interpolate";

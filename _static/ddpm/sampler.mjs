@@ -1,6 +1,7 @@
-// ddpm_lite.sampling, ddpm_lite.guidance, and DPM-Solver++(2M) and the straight-path steps of
-// ddpm_lite.solvers in JavaScript, for the page "Generate in your browser".
-// Same symbols as the package: alpha_bar, x0_pred, sigma_ts, eps, nu. A state x_t is a Float32Array of
+// ddpm_lite.sampling, ddpm_lite.guidance, DPM-Solver++(2M) and the straight-path steps of
+// ddpm_lite.solvers, and the flow-map steps of ddpm_lite.flow_map in JavaScript, for the page
+// "Generate in your browser".
+// Same symbols as the package: alpha_bar, x0_pred, sigma_ts, eps, nu, u. A state x_t is a Float32Array of
 // the whole batch (B * 1 * 28 * 28 values); every image of a batch is at the same code index t (for a
 // flow model, at the same straight-path time r). The schedule's alpha_bars come from the package
 // (mnist_ddpm.json), never recomputed here.
@@ -358,4 +359,22 @@ export function evenGrid(start, end, n) {
   const step = (end - start) / (n - 1);
   const half = Math.floor(n / 2);
   return Array.from({ length: n }, (_, i) => (i < half ? start + step * i : end - step * (n - 1 - i)));
+}
+
+// flow_map.flow_map_trajectory: yield x_1 (r = 1), then x after each of numSteps network calls on the even
+// grid down to r = 0: each step x_s = x_r - (r - s) u_theta(x_r, s, r), an Euler step (heunUpdate) whose slope
+// is the average velocity. uModel(x, s, r) is async. Nothing is clipped and no x0_pred is made, as in the
+// package; it draws no noise.
+export async function* flowMapTrajectory(uModel, x1, numSteps) {
+  if (!(Number.isInteger(numSteps) && numSteps >= 1)) {
+    throw new RangeError(`num_steps must be >= 1, got ${numSteps}`);
+  }
+  const times = evenGrid(1, 0, numSteps + 1);
+  let x = x1;
+  yield { t: times[0], xt: x, x0Pred: null };
+  for (let k = 0; k < numSteps; k++) {
+    const [r, s] = [times[k], times[k + 1]];
+    x = heunUpdate(x, r, s, await uModel(x, s, r), null);
+    yield { t: s, xt: x, x0Pred: null };
+  }
 }
