@@ -361,10 +361,11 @@ export function evenGrid(start, end, n) {
   return Array.from({ length: n }, (_, i) => (i < half ? start + step * i : end - step * (n - 1 - i)));
 }
 
-// flow_map.flow_map_trajectory: yield x_1 (r = 1), then x after each of numSteps network calls on the even
-// grid down to r = 0: each step x_s = x_r - (r - s) u_theta(x_r, s, r), an Euler step (heunUpdate) whose slope
-// is the average velocity. uModel(x, s, r) is async. Nothing is clipped and no x0_pred is made, as in the
-// package; it draws no noise.
+// flow_map.flow_map_trajectory: yield x_1 (r = 1), then x after each of numSteps calls
+// on the even grid down to r = 0: each step x_s = x_r - (r - s) u_theta(x_r, s, r), an
+// Euler step (heunUpdate) whose slope is the average velocity. uModel(x, s, r) is
+// async. Nothing is clipped and no x0_pred is made, as in the package; it draws no
+// noise.
 export async function* flowMapTrajectory(uModel, x1, numSteps) {
   if (!(Number.isInteger(numSteps) && numSteps >= 1)) {
     throw new RangeError(`num_steps must be >= 1, got ${numSteps}`);
